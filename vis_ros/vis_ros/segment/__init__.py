@@ -1,0 +1,1 @@
+"""vis_ros.segment."""
