@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 from vis_ros.core.errors import BackendUnavailable, ConfigError
+from vis_ros.core.options import OptionSpec
 from vis_ros.core.types import Frame, Instances
 
 
@@ -48,8 +49,10 @@ class SegmentBackend(Protocol):
         """Release models, sessions and device memory; safe to call twice."""
 
 
-# name -> "module:factory". The factory takes the backend's options mapping and returns a loaded
-# backend; it raises ConfigError for bad options and BackendUnavailable for a missing package/file.
+# name -> "module:factory". Each backend module defines `OPTIONS: tuple[OptionSpec, ...]` (its
+# knobs; importing the module must not import heavy packages) and a factory that takes the options
+# mapping (validate it with core.options.validate_options), loads the model and returns the backend;
+# it raises ConfigError for bad options and BackendUnavailable for a missing package, file or GPU.
 _REGISTRY: dict[str, str] = {
     'motion': 'vis_ros.segment.motion:MotionSegmenter.from_options',
     'onnx': 'vis_ros.segment.onnx_backend:OnnxSegmenter.from_options',
@@ -58,6 +61,13 @@ _REGISTRY: dict[str, str] = {
 }
 
 BACKEND_NAMES = tuple(_REGISTRY)
+
+
+def backend_options(name: str) -> tuple[OptionSpec, ...]:
+    """The option table (module-level `OPTIONS`) of a backend; importing it must stay light."""
+    if name not in _REGISTRY:
+        raise ConfigError(f'unknown backend {name!r}; choose one of {", ".join(BACKEND_NAMES)}')
+    return tuple(importlib.import_module(_REGISTRY[name].split(':')[0]).OPTIONS)
 
 
 def make_backend(name: str, options: Mapping[str, Any] | None = None) -> SegmentBackend:
