@@ -39,7 +39,8 @@ def _check_array(name: str, value, dtype, shape: tuple) -> np.ndarray:
     shape_ok = value.ndim == len(shape) and all(
         want is None or want == got for want, got in zip(shape, value.shape))
     if value.dtype != dtype or not shape_ok:
-        want = tuple('*' if s is None else s for s in shape)
+        want = ', '.join('*' if s is None else str(s) for s in shape)
+        want = f'({want},)' if len(shape) == 1 else f'({want})'
         raise InputError(f'{name} must be {want} {np.dtype(dtype)}, got {_describe(value)}')
     return _readonly(value)
 
