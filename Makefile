@@ -11,7 +11,7 @@ demo: install     ## camera publisher -> vis_node over DDS -> out/demo/{overlay.
 	bash -c '. install/env.sh && vis-ros demo --out out/demo'
 
 lint: install     ## flake8 + pep257 (ament style)
-	bash -c '. install/env.sh && python -m pytest vis_ros/test/test_lint.py -q'
+	bash -c '. install/env.sh && python -m pytest vis_ros/test/test_lint_layers.py vis_ros/test/test_lint_style.py -q'
 
 clean:
 	rm -rf build install out .venv

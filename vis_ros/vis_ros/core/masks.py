@@ -187,9 +187,11 @@ def masks_iou(a: np.ndarray, b: np.ndarray, boxes_a=None, boxes_b=None) -> np.nd
         raise InputError(f'mask frames differ: {a.shape[1:]} vs {b.shape[1:]}')
     boxes_a = masks_boxes(a) if boxes_a is None else np.asarray(boxes_a)
     boxes_b = masks_boxes(b) if boxes_b is None else np.asarray(boxes_b)
+    out = np.zeros((a.shape[0], b.shape[0]), np.float64)
+    if out.size == 0:
+        return out
     area_a = a.reshape(a.shape[0], -1).sum(1)
     area_b = b.reshape(b.shape[0], -1).sum(1)
-    out = np.zeros((a.shape[0], b.shape[0]), np.float64)
     for i, j in zip(*np.nonzero(box_iou(boxes_a, boxes_b) > 0)):
         x1 = int(max(boxes_a[i, 0], boxes_b[j, 0]))
         y1 = int(max(boxes_a[i, 1], boxes_b[j, 1]))

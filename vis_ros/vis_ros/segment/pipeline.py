@@ -38,7 +38,7 @@ class Pipeline:
               tracker_options: Optional[Mapping[str, Any]] = None) -> 'Pipeline':
         """Load the named backend and a tracker configured from a plain mapping."""
         from vis_ros.core.tracker import Tracker, TrackerConfig
-        config = TrackerConfig(**dict(tracker_options or {}))
+        config = TrackerConfig.from_options(dict(tracker_options or {}))
         return cls(make_backend(backend, backend_options), Tracker(config))
 
     def process(self, frame: Frame) -> PipelineResult:

@@ -1,0 +1,118 @@
+"""Mutable per-track state inside the tracker (the public, frozen view is core.types.Track).
+
+A record keeps what the tracker needs between frames: the Kalman state, the last seen mask (as a
+full-resolution crop for output and as a reduced GridMask for association), where the object was
+last seen (moved along with the camera), the appearance memories and the class votes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from vis_ros.core.tracker.observations import Observations
+from vis_ros.core.tracker.region import GridMask
+from vis_ros.core.types import Track, TrackState
+
+
+class TrackRecord:
+    """One track's life: counters, last observation, memories and votes."""
+
+    __slots__ = ('track_id', 'born_ns', 'state', 'mean', 'cov', 'hits', 'age', 'frames_since_seen', 'streak',
+                 'last_seen_ns', 'score', 'votes', 'histogram', 'embedding', 'grid', 'crop',
+                 'source', 'origin', 'seen_center', 'anchor', 'box', 'detection_index')
+
+    def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, born_ns: int):
+        """Start a TENTATIVE track with a Kalman state; `observe` fills in the rest."""
+        self.track_id = track_id
+        self.born_ns = born_ns
+        self.state = TrackState.TENTATIVE
+        self.mean, self.cov = mean, cov
+        self.hits = self.age = self.frames_since_seen = self.streak = 0
+        self.last_seen_ns = 0
+        self.score = 0.0
+        self.votes: dict[int, float] = {}
+        self.histogram: Optional[np.ndarray] = None
+        self.embedding: Optional[np.ndarray] = None
+        self.grid: Optional[GridMask] = None
+        self.crop = np.zeros((0, 0), bool)
+        self.source: Optional[np.ndarray] = None   # the last seen full-frame mask, until `miss`
+        self.origin = np.zeros(2)        # top-left pixel of `crop` in the frame it was seen in
+        self.seen_center = np.zeros(2)   # box center in the frame it was seen in
+        self.anchor = np.zeros(2)        # the same point, moved along with the camera since
+        self.box = np.zeros(4, np.float32)
+        self.detection_index = -1
+
+    @property
+    def class_id(self) -> int:
+        """The class with the highest score-weighted vote (first voted wins a tie)."""
+        if not self.votes:
+            return -1
+        return max(self.votes, key=self.votes.get)
+
+    @property
+    def displacement(self) -> np.ndarray:
+        """Give how far the last seen mask must move to sit at the predicted center (pixels).
+
+        Camera and object motion together; the mask moves by translation only, which is what
+        matters for association between consecutive frames.
+        """
+        return self.mean[:2] - self.seen_center
+
+    def predicted_mask(self, height: int, width: int) -> np.ndarray:
+        """Full-frame mask: the last seen mask moved by the predicted displacement, clipped."""
+        out = np.zeros((height, width), bool)
+        x, y = np.round(self.origin + self.displacement).astype(int)
+        h, w = self.crop.shape
+        x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+        if x2 > x1 and y2 > y1:
+            out[y1:y2, x1:x2] = self.crop[y1 - y:y2 - y, x1 - x:x2 - x]
+        return out
+
+    def observe(self, obs: Observations, j: int, stamp_ns: int) -> None:
+        """Take instance j of this step as the track's new observation.
+
+        The Kalman update and the appearance memory update are done by the tracker, batched.
+        """
+        box = obs.boxes[j]
+        # keep a view of the caller's mask; it is cropped and copied only if the track goes LOST,
+        # so a matched track costs no copy and a LOST one does not keep a whole frame alive
+        self.source = obs.masks[obs.index[j]]
+        self.origin = np.array([int(box[0]), int(box[1])], np.float64)
+        self.seen_center = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float64)
+        self.anchor = self.seen_center
+        self.grid = obs.grids[j]
+        self.box = box
+        self.score = float(obs.scores[j])
+        self.detection_index = int(obs.index[j])
+        self.hits += 1
+        self.streak += 1
+        self.frames_since_seen = 0
+        self.last_seen_ns = stamp_ns
+        cls = int(obs.class_ids[j])
+        self.votes[cls] = self.votes.get(cls, 0.0) + max(self.score, 1e-3)
+
+    def adopt(self, young: 'TrackRecord') -> None:
+        """Take over the motion state and hits of a younger track that was this object all along."""
+        self.mean, self.cov = young.mean.copy(), young.cov.copy()
+        self.hits += young.hits
+        self.streak = young.streak
+
+    def miss(self) -> None:
+        """No instance this step: the box becomes the motion prediction."""
+        if self.source is not None:
+            x, y = self.origin.astype(int)
+            x2, y2 = int(np.ceil(self.box[2])), int(np.ceil(self.box[3]))
+            self.crop = self.source[y:y2, x:x2].copy()
+            self.source = None
+        self.frames_since_seen += 1
+        self.streak = 0
+        self.detection_index = -1
+
+    def snapshot(self, mask: np.ndarray) -> Track:
+        """Return the public, frozen view of this track for this step's output."""
+        return Track(track_id=self.track_id, state=self.state, box=self.box, mask=mask,
+                     score=self.score, class_id=self.class_id, age=self.age, hits=self.hits,
+                     frames_since_seen=self.frames_since_seen,
+                     velocity=(float(self.mean[4]), float(self.mean[5])),
+                     detection_index=self.detection_index)
