@@ -73,7 +73,10 @@ def pack_varints(values: np.ndarray) -> bytes:
 
 def unpack_varints(data) -> np.ndarray:
     """Inverse of `pack_varints` (uint64). Raises InputError on a truncated last number."""
-    raw = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8).ravel()
+    if isinstance(data, np.ndarray):
+        raw = data.astype(np.uint8).ravel()
+    else:
+        raw = np.frombuffer(bytes(data), np.uint8)
     if raw.size == 0:
         return np.zeros(0, np.uint64)
     last = (raw & 0x80) == 0
