@@ -19,7 +19,7 @@ from vis_ros.core.options import OptionSpec, validate_options
 from vis_ros.core.types import Frame, Instances
 from vis_ros.segment.base import BackendInfo
 from vis_ros.segment.decoders import DECODER_OPTIONS, decoder_config, resolve_class_names, select_decoder
-from vis_ros.segment.onnx_backend import as_frame, elapsed_ms, find_model_file
+from vis_ros.segment.onnx_backend import elapsed_ms, find_model_file, run_and_decode
 from vis_ros.segment.preprocess import INPUT_OPTIONS, Letterbox, plan_input
 
 DEFAULT_MODEL = '.cache/models/selfie_segmentation.tflite'
@@ -127,11 +127,7 @@ class LiteRtSegmenter:
 
     def segment(self, frame: Frame | np.ndarray) -> Instances:
         """Instances in `frame`, masks at the frame's size; per-stage times in `stage_ms`."""
-        outputs, box = self.run_model(as_frame(frame).image)
-        start = time.perf_counter()
-        instances = self._decoder(outputs, box)
-        self.stage_ms['decode'] = elapsed_ms(start)
-        return instances
+        return run_and_decode(self, frame)
 
     def reset(self) -> None:
         """Nothing to forget: each frame is segmented on its own."""

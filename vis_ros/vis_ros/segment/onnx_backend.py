@@ -58,6 +58,15 @@ def elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def run_and_decode(backend, frame: Frame | np.ndarray) -> Instances:
+    """Shared `segment` of the onnx and litert backends: `run_model`, then the timed decode."""
+    outputs, box = backend.run_model(as_frame(frame).image)
+    start = time.perf_counter()
+    instances = backend._decoder(outputs, box)
+    backend.stage_ms['decode'] = elapsed_ms(start)
+    return instances
+
+
 def as_frame(frame: Frame | np.ndarray) -> Frame:
     """Return `frame` as a Frame; a bare array is validated like a camera image ((H, W, 3) uint8 RGB)."""
     if isinstance(frame, Frame):
@@ -167,11 +176,7 @@ class OnnxSegmenter:
 
     def segment(self, frame: Frame | np.ndarray) -> Instances:
         """Instances in `frame`, masks at the frame's size; per-stage times in `stage_ms`."""
-        outputs, box = self.run_model(as_frame(frame).image)
-        start = time.perf_counter()
-        instances = self._decoder(outputs, box)
-        self.stage_ms['decode'] = elapsed_ms(start)
-        return instances
+        return run_and_decode(self, frame)
 
     def reset(self) -> None:
         """Nothing to forget: each frame is segmented on its own."""
