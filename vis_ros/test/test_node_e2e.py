@@ -2,7 +2,8 @@
 
 The test side publishes and records on private rclpy contexts.
 
-Each node process gets its own ROS_DOMAIN_ID (22, 23, 24) so they never see each other's topics.
+Each node process gets its own ROS_DOMAIN_ID, locked for this test process (core.dds_domain), so
+nodes never see each other's topics, nor those of another test run on this host.
 """
 import os
 import signal
@@ -17,6 +18,7 @@ import rclpy
 from rclpy.context import Context
 from sensor_msgs.msg import CompressedImage
 
+from vis_ros.core.dds_domain import claim_domain
 from vis_ros.core.metrics import mot_metrics
 from vis_ros.core.synthetic import make_scene
 from vis_ros.core.types import Frame
@@ -80,9 +82,10 @@ def _stamps(recorder):
 
 @pytest.fixture(scope='module')
 def main_node(tmp_path_factory):
-    node = NodeProcess(tmp_path_factory.mktemp('main'), 22)
-    recorder = OutputRecorder('/vis_node', domain_id=22, node_name='recorder_22')
-    camera = CameraSource('/test/image', domain_id=22, node_name='camera_22')
+    domain = claim_domain()
+    node = NodeProcess(tmp_path_factory.mktemp('main'), domain)
+    recorder = OutputRecorder('/vis_node', domain_id=domain, node_name='recorder_main')
+    camera = CameraSource('/test/image', domain_id=domain, node_name='camera_main')
     try:
         assert wait_for(lambda: recorder.classes is not None, 60), node.log()
         assert camera.wait_for_subscriber(20), node.log()
@@ -173,10 +176,11 @@ def test_bad_frames_counted_and_node_keeps_going(main_node):
 
 @pytest.fixture(scope='module')
 def overload_node(tmp_path_factory):
-    node = NodeProcess(tmp_path_factory.mktemp('overload'), 23, 'max_rate_hz:=5.0',
+    domain = claim_domain()
+    node = NodeProcess(tmp_path_factory.mktemp('overload'), domain, 'max_rate_hz:=5.0',
                        'publish_overlay:=false')
-    recorder = OutputRecorder('/vis_node', overlay=False, domain_id=23, node_name='recorder_23')
-    camera = CameraSource('/test/image', domain_id=23, node_name='camera_23')
+    recorder = OutputRecorder('/vis_node', overlay=False, domain_id=domain, node_name='recorder_overload')
+    camera = CameraSource('/test/image', domain_id=domain, node_name='camera_overload')
     try:
         assert wait_for(lambda: recorder.classes is not None, 60), node.log()
         assert camera.wait_for_subscriber(20), node.log()
@@ -210,12 +214,13 @@ def test_overload_processes_newest_and_counts_drops(overload_node):
 
 
 def test_qos_and_type_mismatch_warn(tmp_path):
-    node = NodeProcess(tmp_path, 24, 'input_reliability:=reliable', 'qos_warn_after_s:=1.0')
-    camera = CameraSource('/test/image', domain_id=24, reliability='best_effort', node_name='camera_24')
+    domain = claim_domain()
+    node = NodeProcess(tmp_path, domain, 'input_reliability:=reliable', 'qos_warn_after_s:=1.0')
+    camera = CameraSource('/test/image', domain_id=domain, reliability='best_effort', node_name='camera_qos')
     # a CompressedImage publisher on the same topic (own participant): the wrong type for input_type image
     other = Context()
-    rclpy.init(context=other, domain_id=24)
-    other_node = rclpy.create_node('wrong_type_24', context=other)
+    rclpy.init(context=other, domain_id=domain)
+    other_node = rclpy.create_node('wrong_type', context=other)
     other_node.create_publisher(CompressedImage, '/test/image', 1)
     try:
         def warned():

@@ -11,8 +11,10 @@ from rclpy.context import Context
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
+from vis_ros.core.dds_domain import claim_domain
+
 pytestmark = pytest.mark.ros
-DOMAIN_ID = 21
+DOMAIN_ID = claim_domain()   # private to this test process: parallel runs never meet
 
 
 @pytest.fixture

@@ -24,8 +24,10 @@ from vis_ros.ros.convert import instance_array_to_masks, instance_array_to_track
 from vis_ros.ros.qos import (
     CAMERA_IN, DIAGNOSTICS, INSTANCES_OUT, LATCHED, OVERLAY_OUT, describe_qos, make_qos)
 
+from vis_ros.core.dds_domain import claim_domain
+
 pytestmark = pytest.mark.ros
-DOMAIN_ID = 11
+DOMAIN_ID = claim_domain()   # private to this test process: parallel runs never meet
 COUNT = 10
 TIMEOUT_S = 60.0
 PUBLISHER = Path(__file__).with_name('ipc_publisher.py')

@@ -7,8 +7,8 @@ uses, autostart) -> this process, which records ~/instances, ~/overlay and /diag
 in/out, drops, FPS, latency per stage, the node's overhead beyond the backend, tracks, accuracy
 (DAVIS J of the best single track, or IDF1 on synthetic scenes) and the InstanceArray size.
 
-DDS stays on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) on ROS_DOMAIN_ID $VIS_ROS_DEMO_DOMAIN_ID
-(default 42). Exit codes: 0 ok, 1 failed (e.g. the node never published; its log tail is shown), 2 usage.
+DDS stays on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) on a ROS_DOMAIN_ID that no other vis_ros
+process on this host holds (core.dds_domain; printed), or $VIS_ROS_DEMO_DOMAIN_ID when set. Exit codes: 0 ok, 1 failed (e.g. the node never published; its log tail is shown), 2 usage.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from vis_ros.core.errors import VisError
+from vis_ros.core.dds_domain import claim_domain
+from vis_ros.core.errors import ConfigError, VisError
 from vis_ros.tools import demo_report
 from vis_ros.tools.camera_publisher import load_source
 
@@ -100,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def pick_domain(override: Optional[str]) -> int:
+    """$VIS_ROS_DEMO_DOMAIN_ID if set (and free), else a DDS domain no other vis_ros process holds."""
+    if override:
+        try:
+            return claim_domain(int(override))
+        except ValueError:
+            raise ConfigError(f'VIS_ROS_DEMO_DOMAIN_ID must be an integer, got {override!r}') from None
+    return claim_domain()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo; exit 0 ok, 1 failed, 2 usage."""
     args = build_parser().parse_args(argv)
@@ -114,7 +125,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'vis-ros demo: {err}', file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    domain_id = int(os.environ.get('VIS_ROS_DEMO_DOMAIN_ID', '42'))
+    try:
+        domain_id = pick_domain(os.environ.get('VIS_ROS_DEMO_DOMAIN_ID'))
+    except (VisError, ValueError) as err:
+        print(f'vis-ros demo: {err}', file=sys.stderr)
+        return 2
     env = child_env(domain_id)
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
                                            'FASTDDS_DEFAULT_PROFILES_FILE')})
