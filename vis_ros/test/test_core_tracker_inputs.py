@@ -26,7 +26,7 @@ def test_equal_or_earlier_stamps_raise_out_of_order_and_change_nothing(second_st
     with pytest.raises(OutOfOrderFrame, match=f'stamp {second_stamp} ns is not later than the previous 1000'):
         tracker.step(one_square(12), second_stamp)
     out = tracker.step(one_square(12), 2000)            # the rejected frame left no trace
-    assert [(t.track_id, t.hits, t.age) for t in out.tracks] == [(1, 2, 2)]
+    assert [(t.track_id, t.hits, t.age) for t in out.tracks] == [(1, 2, 1)]   # age 0 at birth
 
 
 @pytest.mark.parametrize('stamp', [-1, 1.5, 'now', None])

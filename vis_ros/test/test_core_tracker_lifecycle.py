@@ -91,12 +91,12 @@ def test_one_object_walks_through_its_whole_life():
 def test_empty_instances_still_age_tracks():
     tracker = Tracker(TrackerConfig(confirm_hits=1, lost_timeout_s=0.25))
     out = tracker.step(instances(square(30, 30)), DT_NS)
-    assert out.tracks[0].state == TrackState.CONFIRMED and out.tracks[0].age == 1
+    assert out.tracks[0].state == TrackState.CONFIRMED and out.tracks[0].age == 0   # 0 at birth
     ages = []
     for k in range(2, 6):
         out = tracker.step(instances(), k * DT_NS)
         ages.append([(t.age, t.frames_since_seen) for t in out.tracks])
-    assert ages[:2] == [[(2, 1)], [(3, 2)]]
+    assert ages[:2] == [[(1, 1)], [(2, 2)]]
     assert ages[2:] == [[], []]
     assert tracker.num_tracks == 0
 

@@ -20,11 +20,11 @@ from sensor_msgs.msg import CompressedImage
 
 from vis_ros.core.dds_domain import claim_domain
 from vis_ros.core.metrics import mot_metrics
+from vis_ros.core.stream import PublicIds
 from vis_ros.core.synthetic import make_scene
 from vis_ros.core.types import Frame
 from vis_ros.ros import convert
 from vis_ros.ros.camera_source import CameraSource
-from vis_ros.ros.outputs import select_tracks
 from vis_ros.ros.recorder import OutputRecorder, wait_for
 from vis_ros.segment.pipeline import Pipeline
 
@@ -100,10 +100,11 @@ def main_node(tmp_path_factory):
 def _in_process_arrays(scene, stamps):
     """Compute what the node must publish for these frames: the same pipeline, run here."""
     pipeline = Pipeline.build('motion', {}, {})
+    public = PublicIds()   # the node's id contract: public ids stay until ended
     arrays = []
     for rgb, stamp in zip(scene.frames, stamps):
         result = pipeline.process(Frame(rgb, stamp, 'camera'))
-        shown = select_tracks(result.tracks, publish_tentative=False, min_score=0.0)
+        shown = public.select(result.tracks, publish_tentative=False, min_score=0.0)
         arrays.append(convert.tracks_to_instance_array(shown, convert.make_header(stamp, 'camera'),
                                                        pipeline.backend.info.class_names))
     pipeline.close()

@@ -158,7 +158,7 @@ class TrackState(enum.IntEnum):
     TENTATIVE = 0   # born, not yet confirmed (fewer hits than the confirmation threshold)
     CONFIRMED = 1   # matched to a detection this frame
     LOST = 2        # not matched this frame; box/mask are predictions
-    REMOVED = 3     # ended this frame; its id is in Tracks.ended_ids
+    REMOVED = 3     # reserved (Instance.STATE_REMOVED): never output; an ended id is only in Tracks.ended_ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,19 @@
 `NodeStats` is filled by the worker (and the input callback) and read by a ~1 Hz timer that
 publishes one diagnostic_msgs/DiagnosticStatus. Keys are stable (tools and tests read them):
 
-  frames_received, frames_processed, frames_dropped, bad_frames, processing_errors, input_rate_hz,
-  output_rate_hz, backend, device, tracks_confirmed, tracks_lost, tracks_tentative, tracks_ended_total,
+  frames_received, frames_processed, frames_dropped, bad_frames, processing_errors, stale_frames
+  (duplicate or slightly older stamps, skipped), new_streams, input_rate_hz, output_rate_hz,
+  backend, device, tracks_confirmed, tracks_lost, tracks_tentative, tracks_ended_total,
   latency_<stage>_p50_ms / _p99_ms for stage in wait (in the latest-frame slot), convert,
   segment (+ the backend's own breakdown as segment.<stage>, e.g. segment.inference), track, encode
   (InstanceArray), publish (~/instances), labels / overlay / detections (when subscribed),
   instances_out (receive -> ~/instances published), total (receive -> every output published),
   overhead (instances_out - segment: what the node adds beyond the backend).
+
+The level looks at a recent window (`window_s`, parameter diagnostics_window_s), so it recovers:
+ERROR while backend errors happened in the window, or while input arrives but nothing has been
+published for longer than the stall time; WARN while bad or stale frames arrived in the window, or
+when no input arrives; else OK. The counters are totals since configure.
 """
 from __future__ import annotations
 
@@ -42,12 +48,36 @@ class RateMeter:
         return len(self._times) / self._window_s
 
 
+class RecentEvents:
+    """Times of one kind of event; how many fell in the last `window_s` seconds (monotonic clock)."""
+
+    def __init__(self, window_s: float):
+        """Remember events for `window_s` seconds."""
+        self.window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+
+    def add(self, now: float | None = None) -> None:
+        """Record one event."""
+        self._times.append(time.monotonic() if now is None else now)
+
+    def count(self, now: float | None = None) -> int:
+        """Events in the last window."""
+        now = time.monotonic() if now is None else now
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+        return len(self._times)
+
+
 class NodeStats:
     """Counters and latency windows shared by the input callback, the worker and the timer."""
 
-    def __init__(self, latency_window: int = 300):
-        """Keep the last `latency_window` frames' latencies per stage."""
+    def __init__(self, latency_window: int = 300, window_s: float = 10.0):
+        """Keep the last `latency_window` frames' latencies per stage, level events for `window_s`."""
         self._lock = threading.Lock()
+        self.recent = {kind: RecentEvents(window_s) for kind in ('error', 'bad', 'stale')}
+        self.stale_frames = 0
+        self.new_streams = 0
+        self.last_output = time.monotonic()   # reset by mark_active; a stall is measured from it
         self._latency: dict[str, collections.deque[float]] = {}
         self._window = latency_window
         self.input_rate = RateMeter()
@@ -68,16 +98,29 @@ class NodeStats:
                 window.append(float(ms))
             self.processed += 1
             self.output_rate.tick()
+            self.last_output = time.monotonic()
+
+    def mark_active(self) -> None:
+        """Start measuring output stalls from now (on activate)."""
+        self.last_output = time.monotonic()
 
     def add_bad_frame(self) -> None:
         """Count one frame that could not be converted or processed."""
         with self._lock:
             self.bad_frames += 1
+            self.recent['bad'].add()
 
     def add_processing_error(self) -> None:
         """Count one frame lost to an unexpected exception."""
         with self._lock:
             self.processing_errors += 1
+            self.recent['error'].add()
+
+    def add_stale_frame(self) -> None:
+        """Count one frame skipped because its stamp was not later than the last processed one."""
+        with self._lock:
+            self.stale_frames += 1
+            self.recent['stale'].add()
 
     def percentiles(self) -> dict[str, tuple[float, float]]:
         """Return stage -> (p50, p99) milliseconds over the window."""
@@ -87,26 +130,40 @@ class NodeStats:
                 for stage, v in windows.items()}
 
 
-def _level(stats: NodeStats, received_recently: bool, active: bool) -> tuple[bytes, str]:
+def diagnostic_level(stats: NodeStats, now: float, *, receiving: bool, active: bool,
+                     stall_s: float) -> tuple[bytes, str]:
+    """Level and message from the recent window (see the module doc); `now` is time.monotonic()."""
     if not active:
         return DiagnosticStatus.OK, 'inactive'
-    if not received_recently:
+    if not receiving:
         return DiagnosticStatus.WARN, 'no input frames (check the image remap and QoS)'
-    if stats.processing_errors:
-        return DiagnosticStatus.ERROR, f'{stats.processing_errors} frames failed in the backend (see log)'
+    window = stats.recent['error'].window_s
+    recent = {kind: events.count(now) for kind, events in stats.recent.items()}
+    if recent['error']:
+        return DiagnosticStatus.ERROR, (f'{recent["error"]} frames failed in the backend in the last '
+                                        f'{window:g} s (see log)')
+    silent_s = now - stats.last_output
+    if silent_s > stall_s:
+        why = (f'; {recent["stale"]} frames skipped as stale: repeated stamps need stamp_source:=receive'
+               if recent['stale'] else f'; {recent["bad"]} bad frames' if recent['bad'] else '')
+        return DiagnosticStatus.ERROR, f'input arrives but nothing was published for {silent_s:.1f} s{why}'
+    if recent['bad'] or recent['stale']:
+        return DiagnosticStatus.WARN, (f'{recent["bad"]} bad and {recent["stale"]} stale frames skipped '
+                                       f'in the last {window:g} s (see log)')
     return DiagnosticStatus.OK, 'processing'
 
 
 def build_diagnostics(node_name: str, stamp, stats: NodeStats, *, received: int, dropped: int,
-                      backend: str, device: str, active: bool) -> DiagnosticArray:
+                      backend: str, device: str, active: bool, stall_s: float = 3.0) -> DiagnosticArray:
     """One DiagnosticArray with the node's status and every key documented above."""
     now = time.monotonic()
     input_rate, output_rate = stats.input_rate.rate_hz(now), stats.output_rate.rate_hz(now)
-    level, message = _level(stats, input_rate > 0, active)
+    level, message = diagnostic_level(stats, now, receiving=input_rate > 0, active=active, stall_s=stall_s)
     values = [
         ('frames_received', received), ('frames_processed', stats.processed),
         ('frames_dropped', dropped), ('bad_frames', stats.bad_frames),
-        ('processing_errors', stats.processing_errors),
+        ('processing_errors', stats.processing_errors), ('stale_frames', stats.stale_frames),
+        ('new_streams', stats.new_streams),
         ('input_rate_hz', f'{input_rate:.2f}'), ('output_rate_hz', f'{output_rate:.2f}'),
         ('backend', backend), ('device', device),
         ('tracks_confirmed', stats.track_counts['confirmed']), ('tracks_lost', stats.track_counts['lost']),

@@ -2,8 +2,9 @@
 
 Every per-frame output carries the SOURCE image header object unchanged (stamp and frame_id), so
 consumers can match it to the image, depth and TF at capture time. The tracks published are
-filtered once (publish_tentative, min_score) and that one list orders both ~/instances and
-~/labels, so label k is always instances[k - 1] of the same frame.
+chosen once per frame (core.stream.PublicIds: publish_tentative, min_score, and public ids stay
+until ended) and that one list orders both ~/instances and ~/labels, so label k is always
+instances[k - 1] of the same frame.
 """
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ except ImportError:  # pragma: no cover - depends on the install
 
 
 def select_tracks(tracks: Tracks, *, publish_tentative: bool, min_score: float) -> Tracks:
-    """Choose the tracks to publish (same ended_ids): tentative only when asked, score >= min_score."""
+    """Filter ONE step without memory (same ended_ids): tentative only when asked, score >= min_score.
+
+    The node publishes through core.stream.PublicIds instead (a public id stays published until
+    it ends, and ended_ids lists only public ids); use that to reproduce the node's output.
+    """
     keep = tuple(sorted((t for t in tracks.tracks
                          if (publish_tentative or t.state != TrackState.TENTATIVE)
                          and t.score >= min_score and t.state != TrackState.REMOVED),
@@ -119,6 +124,15 @@ class Outputs:
             self.detections.publish(_detections(tracks.tracks, header, self._class_names))
             stages['detections'] = (time.perf_counter() - t4) * 1e3
         return stages
+
+    def publish_ended(self, ended: Tracks, frame_id: str) -> None:
+        """Announce ids ending outside a frame (new stream, deactivate, shutdown): no instances.
+
+        Stamped with the node clock now (there is no source image); frame_id of the last frame.
+        """
+        from std_msgs.msg import Header
+        header = Header(stamp=self._node.get_clock().now().to_msg(), frame_id=frame_id)
+        self.instances.publish(convert.tracks_to_instance_array(ended, header, self._class_names))
 
     def destroy(self) -> None:
         """Destroy every publisher (the node stays)."""

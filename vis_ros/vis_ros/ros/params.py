@@ -16,12 +16,13 @@ next configure: backend and tracker options, outputs).
 """
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 import textwrap
 import types
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -89,6 +90,19 @@ NODE_PARAMS: tuple[ParamSpec, ...] = (
        lo=10, hi=100000),
     _p('qos_warn_after_s', 3.0, 'warn once if no compatible publisher is on the input topic after '
        'this many seconds of being active', lo=0.5, hi=600.0),
+    _p('stamp_source', 'header', 'time base of the tracker: header (the image stamp) or receive (the '
+       'node clock when the frame arrives; for drivers that stamp 0 or repeat stamps). Outputs keep '
+       'the source header either way', choices=('header', 'receive')),
+    _p('stream_jump_back_s', 1.0, 'a stamp more than this many seconds before the last processed '
+       'one starts a new stream (bag loop, sim-time or camera restart): tracks end, ids go on. A '
+       'smaller step back is one stale frame, skipped and counted', lo=0.0, hi=3600.0),
+    _p('strict_params', False, 'unknown parameter names (typos such as min_scor) fail configure '
+       'instead of giving a warning', read_only=True),
+    _p('worker_stop_timeout_s', 10.0, 'how long deactivate waits for the frame in flight; a worker '
+       'still busy after that puts the node in ERROR and keeps the backend (never freed while in '
+       'use)', lo=0.1, hi=600.0),
+    _p('diagnostics_window_s', 10.0, '/diagnostics level looks at this many recent seconds: errors '
+       'and stalls older than that no longer count', lo=1.0, hi=3600.0),
 )
 
 
@@ -148,10 +162,55 @@ def declare_parameters(node, table: Mapping[str, ParamSpec]) -> dict[str, str]:
     return errors
 
 
+_TYPE_HINTS = {float: ' (write floats with a decimal point, e.g. 1.0)', bool: ' (true or false, unquoted)',
+               int: ' (a whole number)', str: ' (a string)'}
+# Parameters rclpy itself reads or declares; never "unknown".
+ROS_PARAMS = ('use_sim_time', 'start_type_description_service')
+_ROS_PREFIXES = ('qos_overrides.',)
+
+
 def _startup_error(spec: ParamSpec, err: Exception) -> str:
-    hint = ' (write floats with a decimal point, e.g. 1.0)' if isinstance(spec.option.default, float) else ''
+    hint = _TYPE_HINTS.get(type(spec.option.default), '')
     return (f'parameter {spec.name} must be {spec.option.allowed()}{hint}; '
             f'the given value was refused: {err}')
+
+
+def unknown_names(given: Iterable[str], known: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Names in `given` that are not in `known` (nor rclpy's own), each with its close matches."""
+    known = sorted(set(known) | set(ROS_PARAMS))
+    unknown = sorted(n for n in set(given) - set(known) if not n.startswith(_ROS_PREFIXES))
+    return {name: tuple(difflib.get_close_matches(name, known, n=3, cutoff=0.6)) for name in unknown}
+
+
+def check_param_names(given: Iterable[str], known: Optional[Iterable[str]] = None, *,
+                      strict: bool = False, where: str = 'vis_node') -> Optional[str]:
+    """Check parameter names (command line, params file) against the node's table.
+
+    Returns None when every name is known, else one warning naming each unknown parameter with its
+    close matches ("min_scor (did you mean min_score?)"); with strict=True it raises ConfigError
+    with that text instead. `known` defaults to every parameter the node declares.
+    """
+    unknown = unknown_names(given, all_param_specs() if known is None else known)
+    if not unknown:
+        return None
+    parts = [name + (f' (did you mean {" or ".join(m)}?)' if m else ' (no similar parameter)')
+             for name, m in unknown.items()]
+    text = (f'{where} ignores unknown parameter(s): {"; ".join(parts)}. Names are listed by '
+            '`ros2 param list` and in vis_ros/config/<backend>.yaml')
+    if strict:
+        raise ConfigError(text + ' (strict_params is true: fix or remove them)')
+    return text
+
+
+def check_node_values(values: Mapping[str, Any],
+                      table: Optional[Mapping[str, ParamSpec]] = None) -> dict[str, Any]:
+    """Check full-name values (e.g. from a params file) with the node's own table.
+
+    Returns them converted (an integer for a float parameter becomes a float); ConfigError names the
+    first bad one with its allowed values. Unknown names are skipped: see check_param_names.
+    """
+    table = all_param_specs() if table is None else table
+    return {name: table[name].option.check(value) for name, value in values.items() if name in table}
 
 
 def change_refusal(spec: Optional[ParamSpec], param: Parameter, configured: bool) -> Optional[str]:
@@ -187,6 +246,11 @@ class NodeConfig:
     diagnostics_period_s: float
     latency_window: int
     qos_warn_after_s: float
+    stamp_source: str
+    stream_jump_back_s: float
+    strict_params: bool
+    worker_stop_timeout_s: float
+    diagnostics_window_s: float
     backend_options: Mapping[str, Any]
     tracker_options: Mapping[str, Any]
 

@@ -15,10 +15,15 @@ from typing import Any, Callable, Optional
 
 @dataclass(frozen=True, slots=True)
 class SlotItem:
-    """A raw input message and when it arrived (time.monotonic_ns of the callback)."""
+    """A raw input message, when it arrived (time.monotonic_ns of the callback) and the node clock then.
+
+    receive_stamp_ns: ROS time (node clock, sim time aware) at arrival; the tracker's time base
+    with stamp_source:=receive.
+    """
 
     msg: Any
     received_ns: int
+    receive_stamp_ns: int = 0
 
 
 class LatestSlot:
@@ -32,9 +37,9 @@ class LatestSlot:
         self.dropped = 0   # items replaced before the worker took them
         self.received = 0
 
-    def put(self, msg: Any) -> None:
+    def put(self, msg: Any, receive_stamp_ns: int = 0) -> None:
         """Offer the newest message; an unprocessed older one is dropped."""
-        item = SlotItem(msg, time.monotonic_ns())
+        item = SlotItem(msg, time.monotonic_ns(), receive_stamp_ns)
         with self._cond:
             if self._item is not None:
                 self.dropped += 1
@@ -103,8 +108,17 @@ class FrameWorker:
             self._last_start = time.monotonic()
             self._handle(item)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread still runs (e.g. a handle() call that did not return)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout_s: float = 5.0) -> bool:
-        """Stop and join the thread; True when it has ended (safe to call twice)."""
+        """Stop and join the thread; True when it has ended (safe to call twice).
+
+        False means a handle() call is still running: its resources (the backend) are in use and
+        must not be freed.
+        """
         self._stop.set()
         self._slot.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():

@@ -18,10 +18,12 @@ One call per frame, `step(instances, stamp_ns, frame=None, *, camera_motion=None
 5. births, last, for unmatched instances with score >= birth_score that do not duplicate an
    instance already taken by a track (LOMM: existing tracks before new ones).
 
-Life cycle: TENTATIVE (born) -> CONFIRMED after `confirm_hits` consecutive matches; a CONFIRMED
-track that is not matched becomes LOST (box and mask predicted by motion, detection_index -1) and
-is REMOVED when it has not been seen for more than `lost_timeout_s`; a TENTATIVE track is REMOVED
-on its first miss.
+Life cycle: TENTATIVE (born, age 0) -> CONFIRMED after `confirm_hits` consecutive matches; a
+CONFIRMED track that is not matched becomes LOST (box and mask predicted by motion, detection_index
+-1); a TENTATIVE track ends on its first miss. Any track not seen for more than `lost_timeout_s` of
+stamp time ends at the start of the step, BEFORE matching: after a long frame gap (a dropped
+stream, a rate limit) a returning object gets a new id, never the timed-out one. Ended tracks are
+not output (TrackState.REMOVED is never produced by the tracker); their ids go to `ended_ids`.
 
 Ended ids: every id that ever appeared in `Tracks.tracks` (tentative ones too, since a node may
 publish tentative tracks) is reported in `Tracks.ended_ids` exactly once, in the step where it
@@ -76,6 +78,18 @@ class Tracker:
         self._previous_boxes = np.zeros((0, 4), np.float32)
 
     @property
+    def next_id(self) -> int:
+        """The id the next new track will get."""
+        return self._next_id
+
+    def continue_ids(self, next_id: int) -> None:
+        """Number new tracks from `next_id` on: a node that rebuilds its tracker keeps ids unique."""
+        if int(next_id) < self._next_id:
+            raise InputError(f'continue_ids({next_id}) would reuse ids; the next id is already '
+                             f'{self._next_id}')
+        self._next_id = int(next_id)
+
+    @property
     def num_tracks(self) -> int:
         """Alive tracks (TENTATIVE, CONFIRMED and LOST)."""
         return len(self._tracks)
@@ -105,10 +119,13 @@ class Tracker:
         obs = observe(instances, bins, self.config.mask_stride, self.config.low_score,
                       self.config.occlusion_iou)
         self._previous_boxes = obs.boxes
+        # expiry first: a track unseen for longer than lost_timeout_s (a frame gap, a rate limit)
+        # must not take an instance back; its id ends here and the object gets a new one
+        ended = self._expire(stamp_ns)
         self._predict(dt, None if is_identity(homography) else homography)
         matches, retired = self._associate(obs, stamp_ns)
         self._apply_matches(matches, obs, stamp_ns)
-        ended = self._handle_misses(set(matches), retired, stamp_ns)
+        ended += self._handle_misses(set(matches), retired)
         self._birth(obs, set(matches.values()), stamp_ns)
         return self._output(stamp_ns, instances, ended)
 
@@ -266,10 +283,20 @@ class Tracker:
             for (track, _), memory in zip(pairs, memories):
                 track.embedding = memory
 
-    def _handle_misses(self, matched: set[int], retired: set[int], stamp_ns: int) -> list[int]:
-        """Send unmatched tracks to LOST or end them (and the retired ones); return the ended ids."""
-        ended, alive = [], []
+    def _expire(self, stamp_ns: int) -> list[int]:
+        """End every track not seen for more than lost_timeout_s at `stamp_ns`; return their ids."""
         timeout_ns = self.config.lost_timeout_s * 1e9
+        ended = [t.track_id for t in self._tracks if stamp_ns - t.last_seen_ns > timeout_ns]
+        if ended:
+            self._tracks = [t for t in self._tracks if stamp_ns - t.last_seen_ns <= timeout_ns]
+        return ended
+
+    def _handle_misses(self, matched: set[int], retired: set[int]) -> list[int]:
+        """Send unmatched tracks to LOST (tentative ones end), end the retired ones; return ended ids.
+
+        Timed-out tracks were already ended by `_expire`, before matching.
+        """
+        ended, alive = [], []
         predicted = kalman.xyah_to_xyxy(np.array([t.mean for t in self._tracks]).reshape(-1, 8))
         for i, track in enumerate(self._tracks):
             if i in retired:
@@ -278,7 +305,7 @@ class Tracker:
             if i not in matched:
                 track.miss()
                 track.box = predicted[i]
-                if track.state == TrackState.TENTATIVE or stamp_ns - track.last_seen_ns > timeout_ns:
+                if track.state == TrackState.TENTATIVE:
                     ended.append(track.track_id)
                     continue
                 track.state = TrackState.LOST
@@ -300,7 +327,7 @@ class Tracker:
             means, covs = kalman.initiate(obs.xyah[[j]])
             track = TrackRecord(self._next_id, means[0], covs[0], stamp_ns)
             self._next_id += 1
-            track.age = 1
+            track.age = 0   # frames since birth: 0 in the first frame (Instance.msg `age`)
             track.observe(obs, j, stamp_ns)
             if cfg.confirm_hits <= 1:
                 track.state = TrackState.CONFIRMED
