@@ -140,7 +140,8 @@ def test_diagnostics_level_recovers_and_flags_stalls():
 
 
 def _start(tmp_path, domain, *args):
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED='1', RCUTILS_LOGGING_BUFFERED_STREAM='0')
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED='1',
+               RCUTILS_LOGGING_BUFFERED_STREAM='0')
     log = tmp_path / 'node.log'
     cmd = [sys.executable, '-m', 'vis_ros.nodes.vis_node', '--ros-args', '-r', 'image:=/test/image', *args]
     with open(log, 'w') as out:

@@ -49,7 +49,8 @@ class Harness:
     def __init__(self, context, **params):
         from vis_ros.nodes.vis_node import VisNode
         params.setdefault('tracker.confirm_hits', 1)   # public ids from the first frames
-        self.node = VisNode(context=context, parameter_overrides=[Parameter(n, value=v) for n, v in params.items()])
+        overrides = [Parameter(name, value=value) for name, value in params.items()]
+        self.node = VisNode(context=context, parameter_overrides=overrides)
         self.peer = rclpy.create_node('peer', context=context)
         self.messages = []
         self.peer.create_subscription(InstanceArray, '/vis_node/instances', self.messages.append,
@@ -151,7 +152,7 @@ def test_stale_frames_skipped_and_receive_stamps(context, scene):
         rig.stream(scene.frames[:3], [stamps[0], stamps[1], stamps[1]])              # a duplicate
         rig.stream(scene.frames[3:5], [stamps[1] - DT_NS // 2, stamps[2]])           # a late frame
         assert rig.node._stats.stale_frames == 2 and rig.node._stats.new_streams == 0
-        assert [convert.stamp_to_ns(m.header.stamp) for m in rig.messages] == [stamps[0], stamps[1], stamps[2]]
+        assert [convert.stamp_to_ns(m.header.stamp) for m in rig.messages] == stamps[:3]
     finally:
         rig.close()
     # a driver that stamps every frame 0: with stamp_source receive every frame is processed
