@@ -20,26 +20,14 @@ from lifecycle_msgs.srv import ChangeState
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 
+import test_node_lifecycle as lifecycle
 from vis_ros.core.dds_domain import claim_domain
 
 pytestmark = pytest.mark.ros
-DOMAIN_ID = claim_domain()
+context = lifecycle.context        # the same private-context fixture and node factory
+make_node = lifecycle.make_node
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
-
-
-@pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
-    yield ctx
-    ctx.try_shutdown()
-
-
-def make_node(context, **overrides):
-    from vis_ros.nodes.vis_node import VisNode
-    return VisNode(context=context, parameter_overrides=[Parameter(n, value=v) for n, v in overrides.items()])
 
 
 def test_unknown_names_warn_with_close_matches_and_strict_fails(context, capfd):

@@ -12,19 +12,19 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
-from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from vis_ros_msgs.msg import InstanceArray
 
-from vis_ros.core.dds_domain import claim_domain
+import test_node_lifecycle as lifecycle
+
 from vis_ros.core.synthetic import make_scene
 from vis_ros.ros import convert, qos
 
 pytestmark = pytest.mark.ros
-DOMAIN_ID = claim_domain()
+context = lifecycle.context   # a private rclpy context on this process's own DDS domain
 DT_NS = 33_333_333
 
 
@@ -52,6 +52,7 @@ class Harness:
         overrides = [Parameter(name, value=value) for name, value in params.items()]
         self.node = VisNode(context=context, parameter_overrides=overrides)
         self.peer = rclpy.create_node('peer', context=context)
+        self.closed = False
         self.messages = []
         self.peer.create_subscription(InstanceArray, '/vis_node/instances', self.messages.append,
                                       qos.make_qos('reliable', 200))
@@ -84,7 +85,18 @@ class Harness:
         for rgb, stamp in zip(frames, stamps):
             self.send(rgb, stamp)
 
+    def warm(self, scene, count: int):
+        """Stream the first `count` frames (stamps from 1 s on); return the stamps and the public ids."""
+        stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
+        self.stream(scene.frames[:count], stamps[:count])
+        live = check_contract(self.messages)
+        assert live, 'no track was published yet: the test would prove nothing'
+        return stamps, live
+
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
         self.executor.shutdown(timeout_sec=2)
         if self.node._state_machine.current_state[1] != 'finalized':
             self.node.trigger_shutdown()
@@ -102,11 +114,16 @@ def wait(condition, timeout_s: float = 15.0) -> bool:
 
 
 @pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
-    yield ctx
-    ctx.try_shutdown()
+def rigs(context):
+    """Make started Harnesses; all closed after the test."""
+    made = []
+
+    def make(**params):
+        made.append(Harness(context, **params).start())
+        return made[-1]
+    yield make
+    for rig in made:
+        rig.close()
 
 
 @pytest.fixture(scope='module')
@@ -118,114 +135,84 @@ def ids_of(messages) -> set:
     return {int(i.id) for m in messages for i in m.instances}
 
 
-def test_new_stream_on_resolution_change_and_backward_jump(context, scene, capfd):
-    rig = Harness(context).start()
-    try:
-        stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
-        rig.stream(scene.frames[:15], stamps[:15])
-        live = check_contract(rig.messages)
-        assert live, 'no track was published before the change: the test would prove nothing'
-        first_ids, n = ids_of(rig.messages), len(rig.messages)
-        # a new resolution: on main every later frame was refused ("call reset()")
-        small = [cv2.resize(f, (256, 192), interpolation=cv2.INTER_AREA) for f in scene.frames[15:]]
-        rig.stream(small, [stamps[-1] + (k + 1) * DT_NS for k in range(len(small))])
-        assert len(rig.messages) == n + len(small)
-        assert set(rig.messages[n].ended_ids) == live and rig.messages[n].image_width == 256
-        assert min(ids_of(rig.messages[n:]), default=max(first_ids) + 1) > max(first_ids)
-        live, n = check_contract(rig.messages), len(rig.messages)
-        # a bag loop: the stamps jump back by more than stream_jump_back_s (1 s)
-        rig.stream(small, [int(s) for s in scene.stamps_ns[15:]])
-        assert len(rig.messages) == n + len(small)
-        assert set(rig.messages[n].ended_ids) == live
-        assert min(ids_of(rig.messages[n:]), default=10 ** 9) > max(ids_of(rig.messages[:n]))
-        check_contract(rig.messages)
-        assert rig.node._stats.new_streams == 2 and rig.node._stats.bad_frames == 0
-        assert capfd.readouterr().err.count('new stream:') == 2
-    finally:
-        rig.close()
+def test_new_stream_on_resolution_change_and_backward_jump(rigs, scene, capfd):
+    rig = rigs()
+    stamps, live = rig.warm(scene, 15)
+    first_ids, n = ids_of(rig.messages), len(rig.messages)
+    # a new resolution: on main every later frame was refused ("call reset()")
+    small = [cv2.resize(f, (256, 192), interpolation=cv2.INTER_AREA) for f in scene.frames[15:]]
+    rig.stream(small, [stamps[14] + (k + 1) * DT_NS for k in range(len(small))])
+    assert len(rig.messages) == n + len(small)
+    assert set(rig.messages[n].ended_ids) == live and rig.messages[n].image_width == 256
+    assert min(ids_of(rig.messages[n:]), default=max(first_ids) + 1) > max(first_ids)
+    live, n = check_contract(rig.messages), len(rig.messages)
+    # a bag loop: the stamps jump back by more than stream_jump_back_s (1 s)
+    rig.stream(small, [int(s) for s in scene.stamps_ns[15:]])
+    assert len(rig.messages) == n + len(small)
+    assert set(rig.messages[n].ended_ids) == live
+    assert min(ids_of(rig.messages[n:]), default=10 ** 9) > max(ids_of(rig.messages[:n]))
+    check_contract(rig.messages)
+    assert rig.node._stats.new_streams == 2 and rig.node._stats.bad_frames == 0
+    assert capfd.readouterr().err.count('new stream:') == 2
 
 
-def test_stale_frames_skipped_and_receive_stamps(context, scene):
-    rig = Harness(context).start()
-    try:
-        stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
-        rig.stream(scene.frames[:3], [stamps[0], stamps[1], stamps[1]])              # a duplicate
-        rig.stream(scene.frames[3:5], [stamps[1] - DT_NS // 2, stamps[2]])           # a late frame
-        assert rig.node._stats.stale_frames == 2 and rig.node._stats.new_streams == 0
-        assert [convert.stamp_to_ns(m.header.stamp) for m in rig.messages] == stamps[:3]
-    finally:
-        rig.close()
+def test_stale_frames_skipped_and_receive_stamps(rigs, scene):
+    rig = rigs()
+    stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
+    rig.stream(scene.frames[:3], [stamps[0], stamps[1], stamps[1]])              # a duplicate
+    rig.stream(scene.frames[3:5], [stamps[1] - DT_NS // 2, stamps[2]])           # a late frame
+    assert rig.node._stats.stale_frames == 2 and rig.node._stats.new_streams == 0
+    assert [convert.stamp_to_ns(m.header.stamp) for m in rig.messages] == stamps[:3]
+    rig.close()
     # a driver that stamps every frame 0: with stamp_source receive every frame is processed
-    rig = Harness(context, stamp_source='receive').start()
-    try:
-        rig.stream(scene.frames[:10], [0] * 10)
-        assert len(rig.messages) == 10 and rig.node._stats.stale_frames == 0
-        assert all(convert.stamp_to_ns(m.header.stamp) == 0 for m in rig.messages)   # source header kept
-        check_contract(rig.messages)
-    finally:
-        rig.close()
+    rig = rigs(stamp_source='receive')
+    rig.stream(scene.frames[:10], [0] * 10)
+    assert len(rig.messages) == 10 and rig.node._stats.stale_frames == 0
+    assert all(convert.stamp_to_ns(m.header.stamp) == 0 for m in rig.messages)   # source header kept
+    check_contract(rig.messages)
 
 
-def test_reconfigure_announces_ended_ids_and_never_restarts_ids(context, scene):
-    rig = Harness(context).start()
-    try:
-        stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
-        rig.stream(scene.frames[:15], stamps[:15])
-        live = check_contract(rig.messages)
-        assert live
-        n = len(rig.messages)
-        assert rig.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        assert wait(lambda: len(rig.messages) == n + 1)
-        farewell = rig.messages[n]
-        assert list(farewell.instances) == [] and set(farewell.ended_ids) == live
-        assert rig.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-        before = ids_of(rig.messages)
-        rig.start()
-        rig.stream(scene.frames[:15], stamps[:15])   # the same frames again: a new stream
-        after = ids_of(rig.messages[n + 1:])
-        assert after and min(after) > max(before), (sorted(before), sorted(after))
-        check_contract(rig.messages)
-    finally:
-        rig.close()
+def test_reconfigure_announces_ended_ids_and_never_restarts_ids(rigs, scene):
+    rig = rigs()
+    stamps, live = rig.warm(scene, 15)
+    n = len(rig.messages)
+    assert rig.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert wait(lambda: len(rig.messages) == n + 1)
+    farewell = rig.messages[n]
+    assert list(farewell.instances) == [] and set(farewell.ended_ids) == live
+    assert rig.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    before = ids_of(rig.messages)
+    rig.start()
+    rig.stream(scene.frames[:15], stamps[:15])   # the same frames again: a new stream
+    after = ids_of(rig.messages[n + 1:])
+    assert after and min(after) > max(before), (sorted(before), sorted(after))
+    check_contract(rig.messages)
 
 
-def test_timeout_gap_ends_ids_before_matching(context, scene):
-    rig = Harness(context, **{'tracker.lost_timeout_s': 0.2}).start()
-    try:
-        stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
-        rig.stream(scene.frames[:15], stamps[:15])
-        live, n = check_contract(rig.messages), len(rig.messages)
-        assert live
-        gap = 300_000_000   # 0.3 s without frames > lost_timeout_s: the old ids must end
-        rig.stream(scene.frames[15:], [s + gap for s in stamps[15:]])
-        assert live <= set(rig.messages[n].ended_ids)
-        assert not ids_of(rig.messages[n:]) & ids_of(rig.messages[:n])
-        check_contract(rig.messages)
-    finally:
-        rig.close()
+def test_timeout_gap_ends_ids_before_matching(rigs, scene):
+    rig = rigs(**{'tracker.lost_timeout_s': 0.2})
+    stamps, live = rig.warm(scene, 15)
+    n = len(rig.messages)
+    gap = 300_000_000   # 0.3 s without frames > lost_timeout_s: the old ids must end
+    rig.stream(scene.frames[15:], [s + gap for s in stamps[15:]])
+    assert live <= set(rig.messages[n].ended_ids)
+    assert not ids_of(rig.messages[n:]) & ids_of(rig.messages[:n])
+    check_contract(rig.messages)
 
 
-def test_min_score_never_hides_a_public_id(context, scene):
-    rig = Harness(context).start()
-    try:
-        stamps = [int(s) + 10 ** 9 for s in scene.stamps_ns]
-        rig.stream(scene.frames[:12], stamps[:12])
-        live, n = check_contract(rig.messages), len(rig.messages)
-        assert live
-        assert rig.node.set_parameters([Parameter('min_score', value=1.0)])[0].successful
-        rig.stream(scene.frames[12:], stamps[12:])
-        check_contract(rig.messages)   # on main the public ids vanished with no ended_ids
-        assert ids_of(rig.messages[n:]) <= ids_of(rig.messages[:n]), 'a new track passed min_score 1.0'
-    finally:
-        rig.close()
+def test_min_score_never_hides_a_public_id(rigs, scene):
+    rig = rigs()
+    stamps, _ = rig.warm(scene, 12)
+    n = len(rig.messages)
+    assert rig.node.set_parameters([Parameter('min_score', value=1.0)])[0].successful
+    rig.stream(scene.frames[12:], stamps[12:])
+    check_contract(rig.messages)   # on main the public ids vanished with no ended_ids
+    assert ids_of(rig.messages[n:]) <= ids_of(rig.messages[:n]), 'a new track passed min_score 1.0'
 
 
-def test_tiny_frames_name_the_minimum(context, scene, capfd):
-    rig = Harness(context).start()
-    try:
-        rig.stream([np.zeros((11, 11, 3), np.uint8)] * 2, [10 ** 9, 2 * 10 ** 9])
-        assert rig.node._stats.bad_frames == 2 and rig.node._stats.processing_errors == 0
-        err = capfd.readouterr().err
-        assert 'frame is 11x11 pixels; vis_ros needs at least 16x16' in err and 'Traceback' not in err
-    finally:
-        rig.close()
+def test_tiny_frames_name_the_minimum(rigs, capfd):
+    rig = rigs()
+    rig.stream([np.zeros((11, 11, 3), np.uint8)] * 2, [10 ** 9, 2 * 10 ** 9])
+    assert rig.node._stats.bad_frames == 2 and rig.node._stats.processing_errors == 0
+    err = capfd.readouterr().err
+    assert 'frame is 11x11 pixels; vis_ros needs at least 16x16' in err and 'Traceback' not in err

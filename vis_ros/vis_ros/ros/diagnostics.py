@@ -28,26 +28,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 
-class RateMeter:
-    """Events per second over a sliding time window (monotonic clock)."""
-
-    def __init__(self, window_s: float = 2.0):
-        """Count events over the last `window_s` seconds."""
-        self._window_s = window_s
-        self._times: collections.deque[float] = collections.deque()
-
-    def tick(self, now: float | None = None) -> None:
-        """Record one event."""
-        self._times.append(time.monotonic() if now is None else now)
-
-    def rate_hz(self, now: float | None = None) -> float:
-        """Events per second over the last window."""
-        now = time.monotonic() if now is None else now
-        while self._times and self._times[0] < now - self._window_s:
-            self._times.popleft()
-        return len(self._times) / self._window_s
-
-
 class RecentEvents:
     """Times of one kind of event; how many fell in the last `window_s` seconds (monotonic clock)."""
 
@@ -66,6 +46,22 @@ class RecentEvents:
         while self._times and self._times[0] < now - self.window_s:
             self._times.popleft()
         return len(self._times)
+
+
+class RateMeter(RecentEvents):
+    """Events per second over a sliding time window (monotonic clock)."""
+
+    def __init__(self, window_s: float = 2.0):
+        """Count events over the last `window_s` seconds."""
+        super().__init__(window_s)
+
+    def tick(self, now: float | None = None) -> None:
+        """Record one event."""
+        self.add(now)
+
+    def rate_hz(self, now: float | None = None) -> float:
+        """Events per second over the last window."""
+        return self.count(now) / self.window_s
 
 
 class NodeStats:
