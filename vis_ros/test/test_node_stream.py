@@ -216,3 +216,21 @@ def test_tiny_frames_name_the_minimum(rigs, capfd):
     assert rig.node._stats.bad_frames == 2 and rig.node._stats.processing_errors == 0
     err = capfd.readouterr().err
     assert 'frame is 11x11 pixels; vis_ros needs at least 16x16' in err and 'Traceback' not in err
+
+
+def test_diagnostics_flag_repeated_stamps_then_recover(rigs, scene):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    rig = rigs(diagnostics_period_s=0.1, diagnostics_window_s=1.0)
+    statuses = []
+    rig.peer.create_subscription(DiagnosticArray, '/diagnostics', lambda m: statuses.extend(m.status),
+                                 qos.DIAGNOSTICS)
+    rig.stream(scene.frames[:1], [10 ** 9])
+    deadline = time.monotonic() + 4.0   # input keeps arriving, every frame a repeat: output stalls
+    while time.monotonic() < deadline:
+        rig.send(scene.frames[1], 10 ** 9)
+    stalled = statuses[-1]
+    assert stalled.level == DiagnosticStatus.ERROR and 'stamp_source:=receive' in stalled.message, stalled
+    for k in range(2, 30):   # good stamps again: output resumes, the window forgets the stale frames
+        rig.send(scene.frames[k], 10 ** 9 + k * DT_NS)
+        time.sleep(0.05)
+    assert wait(lambda: statuses[-1].level == DiagnosticStatus.OK, 5), statuses[-1]
