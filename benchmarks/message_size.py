@@ -96,30 +96,32 @@ def measure(repeats: int) -> list:
     ]
 
 
-def markdown(rows, command: str) -> str:
-    """Return the rows as a markdown table with the command that produced them."""
-    lines = ['# InstanceArray size and conversion time', '', f'Command: `{command}`', '',
-             '| figure | value |', '|---|---|']
+def markdown_body(rows) -> str:
+    """Return the rows as a markdown table (results_io adds the title and command line)."""
+    lines = ['| figure | value |', '|---|---|']
     lines += [f'| {name.strip()} | {value} |' for name, value in rows]
     lines += ['', 'Quality bar: InstanceArray with 20 instances at 640x480 <= 20 KB '
-              '(20 full-frame mono8 masks = 6 MB). Times are on a shared 2-core CPU: compare ratios.', '']
+              '(20 full-frame mono8 masks = 6 MB). Times are on a shared 2-core CPU: compare ratios.']
     return '\n'.join(lines)
 
 
 def main(argv=None) -> int:
-    """Print the table; also write it as markdown when --out is given."""
+    """Print the table; also write it (markdown + .json, via results_io) when --out is given."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=200, help='timed calls per figure (default 200)')
-    parser.add_argument('--out', type=Path, help='write a markdown table here too')
+    parser.add_argument('--out', type=Path, help='write a markdown table (and its .json) here too')
     args = parser.parse_args(argv)
     rows = measure(args.repeats)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f'{name:<{width}}  {value}')
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        command = 'python benchmarks/message_size.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
-        args.out.write_text(markdown(rows, command.strip()))
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from results_io import command_line, write_results
+        command = command_line([str(Path(__file__)), *(sys.argv[1:] if argv is None else argv)])
+        write_results(args.out, 'InstanceArray size and conversion time', markdown_body(rows),
+                      {'repeats': args.repeats, 'rows': [{'figure': n.strip(), 'value': v} for n, v in rows]},
+                      command=command)
         print(f'wrote {args.out}', file=sys.stderr)
     return 0
 

@@ -1,4 +1,4 @@
-"""Write a results table and its .json together, both naming the exact command that made them.
+r"""Write a results table and its .json together, both naming the exact command that made them.
 
 Every table under benchmarks/results/ comes from a script run, never from a hand edit: the .md
 carries a `Command: \`...\`` line near its top and the .json the same string under "command", so

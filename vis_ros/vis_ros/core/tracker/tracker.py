@@ -257,9 +257,9 @@ class Tracker:
         means, covs = kalman.update(np.array([t.mean for t in tracks]),
                                     np.array([t.cov for t in tracks]), measurements)
         cfg = self.config
-        for track, row, mean, cov in zip(tracks, rows, means, covs):
+        TrackRecord.observe_many(tracks, obs, [matches[i] for i in rows], stamp_ns)
+        for track, mean, cov in zip(tracks, means, covs):
             track.mean, track.cov = mean, cov
-            track.observe(obs, matches[row], stamp_ns)
             if track.state == TrackState.LOST or track.streak >= cfg.confirm_hits:
                 track.state = TrackState.CONFIRMED
         self._remember([(track, matches[row]) for track, row in zip(tracks, rows)], obs)

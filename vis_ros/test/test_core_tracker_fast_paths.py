@@ -1,0 +1,75 @@
+"""The tracker's batched / cached fast paths give exactly what the plain ones give."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from vis_ros.core.synthetic import iter_noisy_instances, make_scene
+from vis_ros.core.tracker import Tracker, TrackerConfig
+from vis_ros.core.tracker.association import _distances
+from vis_ros.core.tracker.observations import observe
+from vis_ros.core.tracker.region import grid_iou, grid_mask
+from vis_ros.core.tracker.track import TrackRecord
+from vis_ros.core.types import Track, TrackState
+
+
+def test_snapshot_equals_the_checked_track_and_is_read_only():
+    scene = make_scene('occlusion', seed=2, num_frames=40)
+    tracker, seen_lost = Tracker(TrackerConfig()), False
+    for t, instances in enumerate(iter_noisy_instances(scene, seed=2)):
+        for fast in tracker.step(instances, scene.stamps_ns[t]).tracks:
+            seen_lost |= fast.state == TrackState.LOST
+            checked = Track(**{f.name: getattr(fast, f.name) for f in dataclasses.fields(Track)})
+            for field in dataclasses.fields(Track):
+                a, b = getattr(fast, field.name), getattr(checked, field.name)
+                assert np.array_equal(a, b) and type(a) is type(b), field.name
+            assert not fast.box.flags.writeable and not fast.mask.flags.writeable
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                fast.track_id = 99
+    assert seen_lost   # predicted masks were checked too
+
+
+def test_grid_iou_with_shifts_equals_iou_of_shifted_masks():
+    rng = np.random.default_rng(0)
+    masks = rng.random((12, 60, 80)) > 0.4
+    boxes = np.array([[rng.integers(0, 40), rng.integers(0, 30), 0, 0] for _ in range(12)], np.float32)
+    boxes[:, 2:] = boxes[:, :2] + rng.integers(5, 40, (12, 2))
+    grids = [grid_mask(m, b, 4) for m, b in zip(masks, boxes)]
+    shifts = rng.integers(-3, 4, (6, 2))
+    moved = [g.shifted(int(dx), int(dy)) for g, (dx, dy) in zip(grids[:6], shifts)]
+    assert np.array_equal(grid_iou(grids[:6], grids[6:], shifts), grid_iou(moved, grids[6:]))
+
+
+def test_observe_many_equals_observe_one_by_one():
+    scene = make_scene('crossing', seed=1, num_frames=2)
+    instances = next(iter_noisy_instances(scene, seed=1))
+    obs = observe(instances, None, 4, 0.1, 0.1)
+    rows = list(range(len(obs)))
+    one = [TrackRecord(k + 1, np.zeros(8), np.eye(8), 0) for k in rows]
+    many = [TrackRecord(k + 1, np.zeros(8), np.eye(8), 0) for k in rows]
+    for track, j in zip(one, rows):
+        track.observe(obs, j, 5)
+    TrackRecord.observe_many(many, obs, rows, 5)
+    for a, b in zip(one, many):
+        for name in ('origin', 'seen_center', 'anchor', 'box', 'score', 'detection_index', 'votes', 'hits'):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_predicted_mask_reuse_matches_a_fresh_prediction():
+    record = TrackRecord(1, np.zeros(8), np.eye(8), 0)
+    record.crop = np.ones((5, 7), bool)
+    record.origin, record.seen_center = np.array([10.0, 20.0]), np.array([13.5, 22.5])
+    record.mean = np.array([13.5, 22.5, 1.4, 5, 0, 0, 0, 0])
+    first = record.predicted_mask(40, 50)
+    assert record.predicted_mask(40, 50) is first            # not moved: reused
+    record.mean = record.mean + [3, 0, 0, 0, 0, 0, 0, 0]
+    moved = record.predicted_mask(40, 50)
+    assert moved is not first and moved[20:25, 13:20].all() and moved.sum() == 35
+    record.crop = np.ones((2, 2), bool)                       # a new crop is never served the old mask
+    assert record.predicted_mask(40, 50).sum() == 4
+
+
+def test_distances_equal_numpy_norm():
+    rng = np.random.default_rng(3)
+    a, b = rng.random((9, 2)) * 600, rng.random((7, 2)) * 600
+    assert np.array_equal(_distances(a, b), np.linalg.norm(a[:, None] - b[None], axis=2))
