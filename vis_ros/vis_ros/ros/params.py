@@ -16,12 +16,13 @@ next configure: backend and tracker options, outputs).
 """
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 import textwrap
 import types
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -148,10 +149,55 @@ def declare_parameters(node, table: Mapping[str, ParamSpec]) -> dict[str, str]:
     return errors
 
 
+_TYPE_HINTS = {float: ' (write floats with a decimal point, e.g. 1.0)', bool: ' (true or false, unquoted)',
+               int: ' (a whole number)', str: ' (a string)'}
+# Parameters rclpy itself reads or declares; never "unknown".
+ROS_PARAMS = ('use_sim_time', 'start_type_description_service')
+_ROS_PREFIXES = ('qos_overrides.',)
+
+
 def _startup_error(spec: ParamSpec, err: Exception) -> str:
-    hint = ' (write floats with a decimal point, e.g. 1.0)' if isinstance(spec.option.default, float) else ''
+    hint = _TYPE_HINTS.get(type(spec.option.default), '')
     return (f'parameter {spec.name} must be {spec.option.allowed()}{hint}; '
             f'the given value was refused: {err}')
+
+
+def unknown_names(given: Iterable[str], known: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Names in `given` that are not in `known` (nor rclpy's own), each with its close matches."""
+    known = sorted(set(known) | set(ROS_PARAMS))
+    unknown = sorted(n for n in set(given) - set(known) if not n.startswith(_ROS_PREFIXES))
+    return {name: tuple(difflib.get_close_matches(name, known, n=3, cutoff=0.6)) for name in unknown}
+
+
+def check_param_names(given: Iterable[str], known: Optional[Iterable[str]] = None, *,
+                      strict: bool = False, where: str = 'vis_node') -> Optional[str]:
+    """Check parameter names (command line, params file) against the node's table.
+
+    Returns None when every name is known, else one warning naming each unknown parameter with its
+    close matches ("min_scor (did you mean min_score?)"); with strict=True it raises ConfigError
+    with that text instead. `known` defaults to every parameter the node declares.
+    """
+    unknown = unknown_names(given, all_param_specs() if known is None else known)
+    if not unknown:
+        return None
+    parts = [name + (f' (did you mean {" or ".join(m)}?)' if m else ' (no similar parameter)')
+             for name, m in unknown.items()]
+    text = (f'{where} ignores unknown parameter(s): {"; ".join(parts)}. Names are listed by '
+            '`ros2 param list` and in vis_ros/config/<backend>.yaml')
+    if strict:
+        raise ConfigError(text + ' (strict_params is true: fix or remove them)')
+    return text
+
+
+def check_node_values(values: Mapping[str, Any],
+                      table: Optional[Mapping[str, ParamSpec]] = None) -> dict[str, Any]:
+    """Check full-name values (e.g. from a params file) with the node's own table.
+
+    Returns them converted (an integer for a float parameter becomes a float); ConfigError names the
+    first bad one with its allowed values. Unknown names are skipped: see check_param_names.
+    """
+    table = all_param_specs() if table is None else table
+    return {name: table[name].option.check(value) for name, value in values.items() if name in table}
 
 
 def change_refusal(spec: Optional[ParamSpec], param: Parameter, configured: bool) -> Optional[str]:
