@@ -70,7 +70,7 @@ def _replay_table(results: Sequence[dict]) -> list[str]:
         rows.append([r['name'], backend, s.get('frames', '-'), s.get('dropped', '-'),
                      s.get('fps', float('nan')),
                      total.get('p50', float('nan')), total.get('p99', float('nan')),
-                     'yes' if s.get('complete', True) else '**no**'])
+                     '**INCOMPLETE**' if r.get('incomplete') else 'yes'])
     return _table(['sequence', 'backend', 'frames', 'dropped', 'frames/s', 'latency p50 ms',
                    'latency p99 ms', 'complete'], rows)
 
@@ -176,8 +176,11 @@ def write_report(results: Sequence[dict], out: Path, states: str = 'confirmed,lo
     """Write REPORT.md, report.json and plots into `out`; returns the headline figures."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = ['# vis_ros evaluation', '', f'Scored instance states: {states}. Frames are matched by order '
-             '(ground-truth frame k = k-th message of the replayed topic).', '']
+    lines = ['# vis_ros evaluation', '']
+    lines += [f'> **WARNING: {r["name"]} is INCOMPLETE** (scored with --allow-incomplete): {r["incomplete"]}'
+              for r in results if r.get('incomplete')]
+    lines += ['', f'Scored instance states: {states}. Frames are matched by order '
+              '(ground-truth frame k = k-th message of the replayed topic).', '']
     headline, text = {}, []
     for kind, title in (('single', 'Single object (DAVIS J&F)'), ('multi', 'Multi-object tracking')):
         if any(r['kind'] == kind for r in results):
