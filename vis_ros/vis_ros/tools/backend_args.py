@@ -49,3 +49,9 @@ def backend_overrides(backend: str, model: Optional[Path], options_json: Optiona
         overrides['model_path'] = str(model)
     validate_options(specs, overrides, owner=backend)   # unknown names and bad values fail here
     return overrides
+
+
+def ros_arg_value(value: Any) -> str:
+    """A value as ROS reads it after `-p name:=` (YAML), the way the params files write it."""
+    from vis_ros.ros.params import _yaml_value   # one writer of ROS parameter values
+    return _yaml_value(value)
