@@ -43,7 +43,8 @@ def test_demo_synthetic(tmp_path):
     metrics = check_outputs(tmp_path / 'demo', 45)
     assert metrics['accuracy']['IDF1'] > 0.2, metrics['accuracy']
     assert 'IDF1' in result.stdout and 'node overhead beyond the backend' in result.stdout
-    assert '[demo] DATA: synthetic occlusion' in result.stderr and 'why: --synthetic occlusion' in result.stderr
+    assert '[demo] DATA: synthetic occlusion' in result.stderr
+    assert 'why: --synthetic occlusion' in result.stderr
     assert 'ROS_DOMAIN_ID ' in result.stderr
 
 

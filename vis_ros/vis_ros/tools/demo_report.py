@@ -125,7 +125,8 @@ def write_outputs(out: Path, recorder, metrics: dict, rate: float) -> None:
     for stale in ('overlay.mp4', 'overlay.webm'):
         (out / stale).unlink(missing_ok=True)
     if overlays:
-        video = VideoFile(out / 'overlay', max(1.0, min(rate, metrics['output_fps'] or rate)), prog='vis-ros demo')
+        fps = max(1.0, min(rate, metrics['output_fps'] or rate))
+        video = VideoFile(out / 'overlay', fps, prog='vis-ros demo')
         for _, rgb in overlays:
             video.write(rgb)
         path = video.close()
