@@ -126,7 +126,7 @@ def test_corrupt_message_midway_keeps_complete_outputs_up_to_it(small_bags, tmp_
     bag = tmp_path / 'broken'
     copy_frames(small_bags / 'mcap', bag, corrupt_at=5, replace=lambda raw: raw[:4] + b'\xff' * 40)
     out = tmp_path / 'o'
-    assert cli(['replay', str(bag), '--out', str(out), '--no-progress']) == 1
+    assert cli(['replay', str(bag), '--out', str(out), '--no-progress', '--record', 'images']) == 1
     err = capsys.readouterr().err
     assert 'cannot be decoded' in err and 'partial outputs' in err
     summary = json.loads((out / 'summary.json').read_text())
@@ -167,9 +167,10 @@ def test_unwritable_output_folder_fails_before_processing(small_bags, tmp_path, 
 
 def test_bad_numbers_are_refused(small_bags, tmp_path, capsys):
     for args, message in ((['--every', '0'], '--every must be >= 1'),
-                          (['--duration', '-1'], '--duration > 0')):
-        assert cli(['replay', str(small_bags / 'mcap'), '--out', str(tmp_path / 'o'), *args]) == 1
+                          (['--duration', '-1'], '--duration must be > 0')):
+        assert cli(['replay', str(small_bags / 'mcap'), '--out', str(tmp_path / 'o'), *args]) == 2
         assert message in capsys.readouterr().err
+        assert not (tmp_path / 'o').exists()
 
 
 def test_zero_header_stamps_suggest_bag_time(small_bags, tmp_path, capsys):

@@ -28,10 +28,12 @@ def check_outputs(out, frames):
     assert metrics['frames_processed'] + metrics['frames_dropped'] == metrics['frames_received_by_node']
     assert 0 < metrics['instance_array_bytes']['mean'] < 20000
     assert metrics['node_overhead_ms']['p50'] > 0
-    video = cv2.VideoCapture(str(out / 'overlay.mp4'))
+    from vis_ros.tools.video_out import fourcc_of
+    assert metrics['overlay_video'] == 'overlay.webm' and fourcc_of(out / 'overlay.webm') == 'VP80'
+    video = cv2.VideoCapture(str(out / 'overlay.webm'))
     assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == metrics['overlay_frames'] > 0
     sheet = cv2.imread(str(out / 'contact_sheet.png'))
-    assert sheet is not None and sheet.shape[1] == 4 * 320
+    assert sheet is not None and sheet.shape[1] == 3 * 480
     return metrics
 
 
@@ -41,6 +43,9 @@ def test_demo_synthetic(tmp_path):
     metrics = check_outputs(tmp_path / 'demo', 45)
     assert metrics['accuracy']['IDF1'] > 0.2, metrics['accuracy']
     assert 'IDF1' in result.stdout and 'node overhead beyond the backend' in result.stdout
+    assert '[demo] DATA: synthetic occlusion' in result.stderr
+    assert 'why: --synthetic occlusion' in result.stderr
+    assert 'ROS_DOMAIN_ID ' in result.stderr
 
 
 def test_demo_davis(tmp_path, shared_data):
@@ -61,6 +66,31 @@ def test_demo_fails_clearly_when_node_never_configures(tmp_path):
     assert 'vis_node log tail' in result.stderr and 'input_depth must be int in [1, 100]' in result.stderr
 
 
-def test_demo_usage_error_for_missing_params_file(tmp_path):
-    result = run_demo(tmp_path, '--backend', 'nosuch')
-    assert result.returncode == 2 and 'params file' in result.stderr
+def test_demo_fails_as_soon_as_the_node_reports_a_configure_failure(tmp_path):
+    # onnx without a model: the node fails its configure within a second and says why; the demo
+    # must show that reason at once instead of waiting out --startup-timeout-s (90 s on main).
+    result = run_demo(tmp_path, '--synthetic', 'crossing', '--num-frames', '5', '--backend', 'onnx',
+                      '--startup-timeout-s', '90', timeout=60)
+    assert result.returncode == 1
+    assert 'vis_node failed to configure: onnx.model_path is empty' in result.stderr, result.stderr[-2000:]
+    assert 'did not configure within' not in result.stderr
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--params-file', 'missing.yaml'], 'params file missing.yaml not found'),
+    (['--backend', 'nosuch'], "invalid choice: 'nosuch'"),
+    (['--model', 'x.onnx'], 'takes no model'),
+    (['--backend', 'onnx', '--model', 'missing.onnx'], 'missing.onnx: no such file'),
+    (['--backend-options', '{"min_aera": 1}'], 'min_aera'),
+])
+def test_demo_usage_errors_exit_2(tmp_path, args, message):
+    result = run_demo(tmp_path, *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_demo_says_loudly_when_it_falls_back_to_the_synthetic_scene(tmp_path, monkeypatch):
+    from vis_ros.tools.camera_publisher import load_source
+    monkeypatch.setenv('VIS_ROS_SHARED_DATA', str(tmp_path / 'no_data'))
+    source = load_source(num_frames=2)
+    assert source.kind == 'synthetic' and source.why.startswith('FALLBACK: no DAVIS data at')
+    assert str(tmp_path / 'no_data') in source.why and 'VIS_ROS_SHARED_DATA' in source.why

@@ -34,6 +34,9 @@ def record(index, height, width, objects):
 def write_predictions(folder, records):
     folder.mkdir(parents=True)
     (folder / 'frames.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+    # what a finished replay writes (eval refuses a replay without it: test_tools_replay_stop)
+    (folder / 'summary.json').write_text(json.dumps({'complete': True, 'error': None,
+                                                     'frames': len(records)}))
     return folder
 
 
@@ -212,3 +215,17 @@ def test_one_gt_per_prediction_is_a_usage_error(scene_gt, tmp_path):
     _, gt = scene_gt
     assert cli(['eval', str(tmp_path / 'a'), str(tmp_path / 'b'), '--gt', str(gt), '--out',
                 str(tmp_path / 'r')]) == 2
+
+
+def test_plot_legends_sit_outside_the_data():
+    from vis_ros.tools.report import _pyplot, outside_legend
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 3))
+    for k in range(3):
+        ax.bar(np.arange(4) + 0.27 * k, [0.9, 0.95, 1.0, 0.97], 0.27, label=f'series {k}')
+    outside_legend(ax)
+    fig.tight_layout()
+    fig.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    plt.close(fig)
+    assert legend.x0 >= axes.x1 and not legend.overlaps(axes)

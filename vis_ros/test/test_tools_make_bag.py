@@ -94,14 +94,15 @@ def test_video_file(tmp_path):
     assert abs(float(np.asarray(msgs[5][1].data).mean()) - 200) < 4
 
 
-@pytest.mark.parametrize('args, message', [
-    (['synthetic:nope'], 'unknown synthetic preset'),
-    (['/does/not/exist'], 'does not exist'),
-    (['synthetic:crossing', '--rate', '0'], '--rate must be'),
-    (['synthetic:crossing', '--size', '12by3'], '--size must be WxH'),
+@pytest.mark.parametrize('args, message, code', [
+    (['synthetic:nope'], 'unknown synthetic preset', 1),
+    (['/does/not/exist'], 'does not exist', 1),
+    (['synthetic:crossing', '--rate', '0'], '--rate must be', 2),          # usage errors exit 2
+    (['synthetic:crossing', '--size', '12by3'], '--size must be WxH', 2),
+    (['synthetic:crossing', '--max-frames', '0'], '--max-frames must be >= 1', 2),
 ])
-def test_bad_sources_and_options_fail_with_a_clear_message(tmp_path, capsys, args, message):
-    assert cli(['make-bag', *args, '--out', str(tmp_path / 'bag')]) == 1
+def test_bad_sources_and_options_fail_with_a_clear_message(tmp_path, capsys, args, message, code):
+    assert cli(['make-bag', *args, '--out', str(tmp_path / 'bag')]) == code
     assert message in capsys.readouterr().err
     assert not (tmp_path / 'bag').exists()
 

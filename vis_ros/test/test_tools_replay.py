@@ -1,9 +1,10 @@
 """`vis-ros replay`: a real bag through the node's pipeline; every output file checked.
 
 Bags are made with make-bag (synthetic scene, 30 frames 320x240), replayed with the motion backend,
-and the outputs are read back: out.mcap with rosbags and rclpy, frames.jsonl, overlay.mp4,
-summary.json. Also: determinism, both storage formats, --every/--start/--duration, --realtime
-drops, the params YAML, and the DAVIS round trip make-bag -> replay -> eval.
+and the outputs are read back: out.mcap with rosbags and rclpy, frames.jsonl, overlay.webm,
+summary.json (the module's fixture records everything: --record images,overlay,labels). Also:
+determinism, both storage formats, --every/--start/--duration, --realtime drops, the params YAML,
+and the DAVIS round trip make-bag -> replay -> eval.
 """
 import base64
 import hashlib
@@ -46,7 +47,7 @@ def read_topic(bag, topic):
 def scene_run(tmp_path_factory):
     root = tmp_path_factory.mktemp('replay')
     bag = make_bag(root / 'crossing')
-    return bag, replay(bag, root / 'run1')
+    return bag, replay(bag, root / 'run1', '--record', 'images,overlay,labels')
 
 
 def instance_arrays(out):
@@ -127,9 +128,16 @@ def test_frames_jsonl_is_the_instance_array_payload(scene_run):
     assert any(r['ids'] for r in records), 'the motion backend found nothing in the crossing scene'
 
 
-def test_overlay_video_has_every_frame(scene_run):
+def test_overlay_video_is_vp8_webm_with_every_frame(scene_run):
+    # The codec as the decoder reports it, and the container's own magic (EBML = Matroska/WebM).
+    from vis_ros.tools.video_out import fourcc_of
     _, out = scene_run
-    video = cv2.VideoCapture(str(out / 'overlay.mp4'))
+    assert fourcc_of(out / 'overlay.webm') == 'VP80'
+    assert (out / 'overlay.webm').read_bytes()[:4] == b'\x1a\x45\xdf\xa3'
+    assert not list(out.glob('.overlay*')) and not (out / 'overlay.mp4').exists()
+    summary = json.loads((out / 'summary.json').read_text())
+    assert (summary['outputs']['video'], summary['outputs']['video_codec']) == ('overlay.webm', 'vp8')
+    video = cv2.VideoCapture(str(out / 'overlay.webm'))
     frames = []
     while True:
         ok, frame = video.read()

@@ -206,9 +206,13 @@ class BagWriter:
     an error stays a valid bag.
     """
 
-    def __init__(self, path: Path | str, storage: str = 'mcap', single_file: bool = False):
-        """Create the bag (it must not exist yet); BagError when that is impossible."""
-        from rosbags.rosbag2 import StoragePlugin, Writer
+    def __init__(self, path: Path | str, storage: str = 'mcap', single_file: bool = False,
+                 compress: bool = False):
+        """Create the bag (it must not exist yet); BagError when that is impossible.
+
+        compress: zstd-compressed MCAP chunks (MCAP's own compression; every MCAP reader decodes it).
+        """
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
         if storage not in STORAGES:
             raise BagError(f'storage {storage!r} is not supported; choose one of {", ".join(STORAGES)}')
         self.path = Path(path)
@@ -219,6 +223,8 @@ class BagWriter:
         self.typestore = make_typestore()
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self._writer = Writer(self._bag_dir, version=9, storage_plugin=plugin)
+        if compress and storage == 'mcap':
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._connections: dict[str, object] = {}
         try:
             self._writer.open()

@@ -10,6 +10,7 @@ Exit codes: 0 sent, 1 failed (no subscriber appeared, unreadable source), 2 usag
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -32,6 +33,7 @@ class Source:
 
     gt_masks: per frame, DAVIS: (H, W) bool foreground; synthetic: (K, H, W) bool per object.
     gt_ids: synthetic only, per frame (K,) object ids matching gt_masks.
+    why: how this source was chosen (asked for, or a fallback and its cause), for the user.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Source:
     fps: float
     gt_masks: Optional[list[np.ndarray]] = None
     gt_ids: Optional[list[np.ndarray]] = None
+    why: str = ''
 
 
 def load_source(sequence: Optional[str] = None, synthetic: Optional[str] = None,
@@ -48,13 +51,27 @@ def load_source(sequence: Optional[str] = None, synthetic: Optional[str] = None,
     if folder:
         files = load_davis_sequence(Path(folder))
         frames = [read_rgb(f) for f in files.frames[:num_frames]]
-        return Source(Path(folder).name, 'folder', frames, DAVIS_FPS)
-    if synthetic is None and (sequence or shared_data_dir() is not None):
-        return _davis_source(sequence or DEFAULT_SEQUENCE, num_frames)
+        return Source(Path(folder).name, 'folder', frames, DAVIS_FPS, why=f'--folder {folder}')
+    data = shared_data_dir()
+    if synthetic is None and (sequence or data is not None):
+        source = _davis_source(sequence or DEFAULT_SEQUENCE, num_frames)
+        why = f'--sequence {sequence}' if sequence else f'the default DAVIS sequence ({data} is present)'
+        return dataclasses.replace(source, why=f'{why}; frames and ground truth from {data / "davis2016"}')
     from vis_ros.core.synthetic import make_scene
     scene = make_scene(synthetic or DEFAULT_SYNTHETIC, seed=0, num_frames=num_frames)
+    why = f'--synthetic {synthetic}' if synthetic else (
+        f'FALLBACK: no DAVIS data at {missing_data_hint()}, so a built-in synthetic scene is streamed '
+        'instead (set VIS_ROS_SHARED_DATA=/path/to/shared/data or pass --sequence to use DAVIS)')
     return Source(synthetic or DEFAULT_SYNTHETIC, 'synthetic', list(scene.frames), float(scene.fps),
-                  [np.asarray(m) for m in scene.gt_masks], [np.asarray(i) for i in scene.gt_ids])
+                  [np.asarray(m) for m in scene.gt_masks], [np.asarray(i) for i in scene.gt_ids], why)
+
+
+def missing_data_hint() -> str:
+    """Where the shared data was looked for ($VIS_ROS_SHARED_DATA, else ../shared/data)."""
+    import os
+
+    from vis_ros.core.sequences import repo_root
+    return os.environ.get('VIS_ROS_SHARED_DATA') or str(repo_root().parent / 'shared' / 'data')
 
 
 def _davis_source(name: str, num_frames: Optional[int]) -> Source:
@@ -76,22 +93,25 @@ def _davis_source(name: str, num_frames: Optional[int]) -> Source:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options (defaults shown in --help)."""
-    parser = argparse.ArgumentParser(
-        prog='camera_publisher', description=__doc__.split('\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog='camera_publisher', description=__doc__.split('\n')[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--sequence', help=f'DAVIS sequence in ../shared/data (default {DEFAULT_SEQUENCE})')
+    group.add_argument('--sequence', help=f'DAVIS sequence in ../shared/data (default: {DEFAULT_SEQUENCE} '
+                       'when the data is present, else the synthetic scene)')
     group.add_argument('--synthetic', help='synthetic scene preset, e.g. crossing, occlusion, reentry')
     group.add_argument('--folder', help='folder of images (name order)')
-    parser.add_argument('--topic', default='/camera/image_raw', help='image topic')
-    parser.add_argument('--rate', type=float, default=None, help='frames per second (default: source fps)')
-    parser.add_argument('--num-frames', type=int, default=None, help='send only the first N frames')
-    parser.add_argument('--frame-id', default='camera', help='header.frame_id of every frame')
-    parser.add_argument('--reliability', default='best_effort', choices=('best_effort', 'reliable'))
+    parser.add_argument('--topic', default='/camera/image_raw',
+                        help='image topic (default: /camera/image_raw)')
+    parser.add_argument('--rate', type=float, help="frames per second (default: the source's)")
+    parser.add_argument('--num-frames', type=int, metavar='N',
+                        help='send only the first N frames (default: all)')
+    parser.add_argument('--frame-id', default='camera',
+                        help='header.frame_id of every frame (default: camera)')
+    parser.add_argument('--reliability', default='best_effort', choices=('best_effort', 'reliable'),
+                        help='publisher QoS reliability (default: best_effort, as camera drivers)')
     parser.add_argument('--wait-subscriber-s', type=float, default=30.0,
-                        help='wait this long for a subscriber before sending')
+                        help='wait this long for a subscriber before sending (default: 30)')
     parser.add_argument('--settle-s', type=float, default=0.5,
-                        help='pause after the subscriber appears (discovery finishing)')
+                        help='pause after the subscriber appears, for discovery to finish (default: 0.5)')
     parser.add_argument('--go-on-stdin', action='store_true',
                         help='after the subscriber appears, wait for a line on stdin before sending '
                              '(lets a recorder get ready first)')

@@ -7,8 +7,9 @@ uses, autostart) -> this process, which records ~/instances, ~/overlay and /diag
 in/out, drops, FPS, latency per stage, the node's overhead beyond the backend, tracks, accuracy
 (DAVIS J of the best single track, or IDF1 on synthetic scenes) and the InstanceArray size.
 
-DDS stays on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) on a ROS_DOMAIN_ID that no other vis_ros
-process on this host holds (core.dds_domain; printed), or $VIS_ROS_DEMO_DOMAIN_ID when set. Exit codes: 0 ok, 1 failed (e.g. the node never published; its log tail is shown), 2 usage.
+DDS stays on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) on a ROS_DOMAIN_ID that no other
+vis_ros process on this host holds (core.dds_domain; printed), or $VIS_ROS_DEMO_DOMAIN_ID when set.
+Exit codes: 0 ok, 1 failed (the node's configure failure or log tail is shown), 2 usage.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Optional, Sequence
 from vis_ros.core.dds_domain import claim_domain
 from vis_ros.core.errors import ConfigError, VisError
 from vis_ros.tools import demo_report
+from vis_ros.tools.backend_args import add_backend_arguments, backend_overrides, ros_arg_value
 from vis_ros.tools.camera_publisher import load_source
 
 IMAGE_TOPIC = '/demo/camera/image_raw'
@@ -83,21 +85,24 @@ def _stop(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line options (defaults shown in --help)."""
-    parser = argparse.ArgumentParser(prog='vis-ros demo', description=__doc__.split('\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """Command-line options (each default is stated once, in its help)."""
+    parser = argparse.ArgumentParser(prog='vis-ros demo', description=__doc__.split('\n')[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--sequence', help='DAVIS sequence in ../shared/data (default car-roundabout '
+    group.add_argument('--sequence', help='DAVIS sequence in ../shared/data (default: car-roundabout '
                                           'when the data is present, else the synthetic scene)')
-    group.add_argument('--synthetic', help='synthetic scene preset (crossing, occlusion, reentry, ...)')
-    parser.add_argument('--out', type=Path, default=Path('out/demo'), help='output folder')
-    parser.add_argument('--backend', default='motion', help='segmentation backend')
-    parser.add_argument('--params-file', type=Path, help='default: config/<backend>.yaml (installed)')
-    parser.add_argument('--rate', type=float, default=None,
-                        help="camera rate in Hz (default: the source's, 24 for DAVIS)")
-    parser.add_argument('--num-frames', type=int, default=None, help='stream only the first N frames')
-    parser.add_argument('--startup-timeout-s', type=float, default=90.0,
-                        help='wait this long for the node to configure (backend load)')
+    group.add_argument('--synthetic',
+                       help='synthetic scene preset: crossing, occlusion, reentry, crowd, pan')
+    parser.add_argument('--out', type=Path, default=Path('out/demo'),
+                        help='output folder (default: out/demo)')
+    add_backend_arguments(parser, 'segmentation backend (default: motion)')
+    parser.add_argument('--params-file', type=Path, metavar='FILE',
+                        help="vis_node params YAML (default: the installed config/<backend>.yaml)")
+    parser.add_argument('--rate', type=float, metavar='HZ',
+                        help="camera rate (default: the source's, 24 for DAVIS)")
+    parser.add_argument('--num-frames', type=int, metavar='N',
+                        help='stream only the first N frames (default: all)')
+    parser.add_argument('--startup-timeout-s', type=float, default=90.0, metavar='SEC',
+                        help='wait this long for the node to configure, i.e. load its backend (default: 90)')
     return parser
 
 
@@ -113,12 +118,17 @@ def pick_domain(override: Optional[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo; exit 0 ok, 1 failed, 2 usage."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.backend = args.backend or 'motion'
     params_file = args.params_file or config_dir() / f'{args.backend}.yaml'
     if not params_file.is_file():
-        print(f'vis-ros demo: params file {params_file} not found (backends with a config: '
-              f'{sorted(p.stem for p in config_dir().glob("*.yaml"))})', file=sys.stderr)
-        return 2
+        parser.error(f'params file {params_file} not found (backends with a config: '
+                     f'{sorted(p.stem for p in config_dir().glob("*.yaml"))})')
+    try:
+        overrides = backend_overrides(args.backend, args.model, args.backend_options)
+    except VisError as err:
+        parser.error(str(err))
     try:
         source = load_source(args.sequence, args.synthetic, num_frames=args.num_frames)
     except VisError as err:
@@ -134,19 +144,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
                                            'FASTDDS_DEFAULT_PROFILES_FILE')})
     rate = args.rate or source.fps
-    print(f'[demo] {source.kind} {source.name}: {len(source.frames)} frames at {rate:g} Hz, backend '
-          f'{args.backend}, params {params_file}, ROS_DOMAIN_ID {domain_id}', file=sys.stderr)
-    run = _run_processes(args, source, params_file, env, rate)
+    print(f'[demo] DATA: {source.kind} {source.name}, {len(source.frames)} frames at {rate:g} Hz; '
+          f'why: {source.why}', file=sys.stderr)
+    print(f'[demo] backend {args.backend}, params {params_file}'
+          f'{", overrides " + json.dumps(overrides) if overrides else ""}; ROS_DOMAIN_ID {domain_id} '
+          '(free on this host; VIS_ROS_DEMO_DOMAIN_ID overrides)', file=sys.stderr)
+    extra = [a for name, value in overrides.items()
+             for a in ('-p', f'{args.backend}.{name}:={ros_arg_value(value)}')]
+    run = _run_processes(args, source, params_file, env, rate, extra)
     if isinstance(run, int):
         return run
     recorder, stamps, node_log = run
     try:
         metrics = demo_report.compute_metrics(source, stamps, recorder, rate, args.backend)
+        metrics['source']['why'] = source.why
         demo_report.write_outputs(args.out, recorder, metrics, rate)
     finally:
         recorder.close()
     print(demo_report.summary(metrics, args.out))
     return 0
+
+
+def configure_failure(node_log: Path) -> Optional[str]:
+    """The node's own reason when its autostart configure failed (from its log), else None."""
+    try:
+        text = node_log.read_text(errors='replace')
+    except OSError:
+        return None
+    if 'autostart: configure failed' not in text:
+        return None
+    reasons = [line.split('configure failed: ', 1)[1] for line in text.splitlines()
+               if 'configure failed: ' in line]
+    reasons += [line.split('] ', 1)[-1] for line in text.splitlines()
+                if line.startswith('[ERROR]') and 'parameter ' in line and ' must be ' in line]
+    return '; '.join(dict.fromkeys(reasons)) or 'see the log tail below'
 
 
 def _camera_command(source, rate: float, stamps_file: Path, args) -> list[str]:
@@ -157,21 +188,27 @@ def _camera_command(source, rate: float, stamps_file: Path, args) -> list[str]:
     return cmd + (['--num-frames', str(args.num_frames)] if args.num_frames else [])
 
 
-def _run_processes(args, source, params_file: Path, env: dict, rate: float):
+def _run_processes(args, source, params_file: Path, env: dict, rate: float, extra: Sequence[str] = ()):
     """Node + recorder + camera; (recorder, stamps, node_log) or an exit code on failure."""
     from vis_ros.ros.recorder import OutputRecorder, wait_for
     node_log, stamps_file = args.out / 'node.log', args.out / 'stamps.json'
     stamps_file.unlink(missing_ok=True)
     with open(node_log, 'w') as log:
-        node = subprocess.Popen(node_command(args.backend, params_file), env=env, stdout=log,
+        node = subprocess.Popen(node_command(args.backend, params_file, extra=extra), env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
     # The camera loads its frames while the node loads its backend; it sends on our "go".
     camera = subprocess.Popen(_camera_command(source, rate, stamps_file, args), env=env,
                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     recorder = OutputRecorder(f'/{NODE_NAME}')
     try:
-        if not wait_for(lambda: (recorder.classes is not None and recorder.matched())
-                        or node.poll() is not None, args.startup_timeout_s) or node.poll() is not None:
+        # Returns as soon as the node is ready, exits, or reports that its configure failed.
+        ready = wait_for(lambda: (recorder.classes is not None and recorder.matched())
+                         or node.poll() is not None or configure_failure(node_log) is not None,
+                         args.startup_timeout_s)
+        failure = configure_failure(node_log)
+        if failure is not None:
+            return _fail(f'vis_node failed to configure: {failure}', node_log, recorder, node)
+        if not ready or node.poll() is not None:
             return _fail(f'vis_node did not configure within {args.startup_timeout_s:g} s '
                          f'(exit code {node.poll()})', node_log, recorder, node)
         # Go only now: every output from the first frame on reaches the recorder.

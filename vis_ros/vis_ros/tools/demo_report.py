@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 
 from vis_ros.core.metrics import jaccard
+from vis_ros.core.overlay import draw_label, label_scale
 from vis_ros.ros import convert
 from vis_ros.ros.recorder import serialized_size
 
 SHEET_FRAMES = 12
-SHEET_COLUMNS = 4
-SHEET_TILE_WIDTH = 320
+SHEET_COLUMNS = 3
+SHEET_TILE_WIDTH = 480    # 854x480 DAVIS frames shrink by 0.56: the overlay's id tags stay readable
 
 
 def _percentiles(values) -> dict[str, float]:
@@ -117,17 +118,19 @@ def compute_metrics(source, stamps: list[int], recorder, rate: float, backend: s
 
 
 def write_outputs(out: Path, recorder, metrics: dict, rate: float) -> None:
-    """overlay.mp4 (mp4v), contact_sheet.png (grid of 12 overlay frames), metrics.json."""
+    """overlay.webm (VP8; see tools.video_out), contact_sheet.png (12 overlay frames), metrics.json."""
+    from vis_ros.tools.video_out import VideoFile
     overlays = sorted(recorder.overlays, key=lambda item: item[0])
     metrics['overlay_frames'] = len(overlays)
+    for stale in ('overlay.mp4', 'overlay.webm'):
+        (out / stale).unlink(missing_ok=True)
     if overlays:
-        height, width = overlays[0][1].shape[:2]
         fps = max(1.0, min(rate, metrics['output_fps'] or rate))
-        writer = cv2.VideoWriter(str(out / 'overlay.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                                 (width, height))
+        video = VideoFile(out / 'overlay', fps, prog='vis-ros demo')
         for _, rgb in overlays:
-            writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        writer.release()
+            video.write(rgb)
+        path = video.close()
+        metrics['overlay_video'] = path.name if path else None
         cv2.imwrite(str(out / 'contact_sheet.png'), cv2.cvtColor(contact_sheet(overlays), cv2.COLOR_RGB2BGR))
     (out / 'metrics.json').write_text(json.dumps(metrics, indent=2))
 
@@ -142,6 +145,7 @@ def contact_sheet(overlays: list[tuple[int, np.ndarray]]) -> np.ndarray:
     rows = -(-len(tiles) // SHEET_COLUMNS)
     sheet = np.zeros((rows * tile_h, SHEET_COLUMNS * SHEET_TILE_WIDTH, 3), np.uint8)
     for k, tile in enumerate(tiles):
+        draw_label(tile, f'frame {picks[k]}', (0, 0), (32, 32, 32), label_scale(tile_h, SHEET_TILE_WIDTH))
         r, c = divmod(k, SHEET_COLUMNS)
         sheet[r * tile_h:(r + 1) * tile_h, c * SHEET_TILE_WIDTH:(c + 1) * SHEET_TILE_WIDTH] = tile
     return sheet
@@ -189,5 +193,6 @@ def summary(metrics: dict, out: Path) -> str:
         shown = ('IDF1', 'HOTA', 'DetA', 'AssA', 'MOTA')
         lines.append('  ' + '  '.join(f'{k} {acc[k]:.3f}' for k in shown if k in acc) +
                      f"  ID switches {int(acc.get('IDSW', 0))}  over {metrics['frames_out']} frames")
-    lines.append(f'  wrote {out}/overlay.mp4, {out}/contact_sheet.png, {out}/metrics.json')
+    lines.append(f"  wrote {out}/{metrics.get('overlay_video') or '(no video)'}, {out}/contact_sheet.png, "
+                 f'{out}/metrics.json')
     return '\n'.join(lines)

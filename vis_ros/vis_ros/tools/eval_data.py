@@ -35,11 +35,15 @@ STATE_NAMES = {'tentative': 0, 'confirmed': 1, 'lost': 2}
 
 @dataclass
 class Predictions:
-    """A replay's records by frame index, and its summary.json (empty dict when absent)."""
+    """A replay's records by frame index and its summary.json (empty dict when absent).
+
+    incomplete: why the replay did not finish ('' when summary.json says complete: true).
+    """
 
     name: str
     records: dict[int, dict]
     summary: dict
+    incomplete: str = ''
 
     def masks(self, index: int, height: int, width: int, states) -> tuple[np.ndarray, np.ndarray]:
         """Decode one frame's instances in `states`: ids (K,) and (K, H, W) bool mask array."""
@@ -76,7 +80,25 @@ def load_predictions(path: Path) -> Predictions:
         records[int(record['index'])] = record
     summary_path = jsonl.parent / 'summary.json'
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    return Predictions(jsonl.parent.name, records, summary)
+    return Predictions(jsonl.parent.name, records, summary, _incomplete_reason(summary_path, summary))
+
+
+def _incomplete_reason(summary_path: Path, summary: dict) -> str:
+    if not summary:
+        return (f'{summary_path} is missing: the replay did not finish (killed, or still running), '
+                'so its frames.jsonl may cover only part of the bag')
+    if summary.get('complete') is not True:
+        why = summary.get('error') or 'no reason recorded'
+        return (f'{summary_path} says complete: false ({why}) after {summary.get("frames", "?")} frames, '
+                'so the score would cover only part of the bag')
+    return ''
+
+
+def check_complete(pred: Predictions, allow_incomplete: bool) -> None:
+    """InputError for an incomplete replay unless allowed (then the report flags it)."""
+    if pred.incomplete and not allow_incomplete:
+        raise InputError(f'{pred.incomplete}; replay the bag again to the end, or pass '
+                         '--allow-incomplete to score it anyway (the report then marks it INCOMPLETE)')
 
 
 @dataclass

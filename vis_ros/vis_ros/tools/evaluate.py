@@ -23,7 +23,7 @@ import numpy as np
 from vis_ros.core.errors import VisError
 from vis_ros.core.metrics import boundary_f, jaccard, mask_similarity, mot_metrics
 from vis_ros.tools.eval_data import (
-    GroundTruth, Predictions, gt_name, load_ground_truth, load_predictions, parse_states)
+    GroundTruth, Predictions, check_complete, gt_name, load_ground_truth, load_predictions, parse_states)
 
 
 def _scored_frames(gt: GroundTruth, pred: Predictions) -> list[int]:
@@ -97,9 +97,14 @@ def score_multi(gt: GroundTruth, pred: Predictions, states) -> dict:
             'tracks_seen': int(figures.get('num_pred_ids', 0))}
 
 
-def evaluate_sequence(pred_path: Path, gt_path: Path, states, layout: str = 'auto') -> dict:
-    """Score one replay output against one ground truth; the result goes into the report."""
+def evaluate_sequence(pred_path: Path, gt_path: Path, states, layout: str = 'auto',
+                      allow_incomplete: bool = False) -> dict:
+    """Score one replay output against one ground truth; the result goes into the report.
+
+    A replay without summary.json, or marked incomplete, is refused unless `allow_incomplete`.
+    """
     pred = load_predictions(pred_path)
+    check_complete(pred, allow_incomplete)
     gt = load_ground_truth(gt_path, layout)
     scorer = score_single if gt.kind == 'single' else score_multi
     result = scorer(gt, pred, states)
@@ -107,7 +112,7 @@ def evaluate_sequence(pred_path: Path, gt_path: Path, states, layout: str = 'aut
     result.update({'name': gt_name(gt, pred), 'pred': str(pred_path), 'gt': str(gt_path),
                    'layout': gt.layout, 'gt_frames': gt.num_frames, 'frames_scored': scored,
                    'frames_unscored': gt.num_frames - scored, 'replay': pred.summary,
-                   'timeline': _timeline(pred)})
+                   'timeline': _timeline(pred), 'incomplete': pred.incomplete})
     if scored == 0:
         raise VisError(f'no prediction of {pred_path} matches a frame of {gt_path} (records by index '
                        f'{sorted(pred.records)[:5]}..., ground truth has {gt.num_frames} frames); '
@@ -126,35 +131,47 @@ def _timeline(pred: Predictions) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the eval command line."""
-    p = argparse.ArgumentParser(prog='vis-ros eval', description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('pred', nargs='+', type=Path, help='replay output folder(s) (frames.jsonl)')
+    """Build the eval command line (each default is stated once, in its help)."""
+    p = argparse.ArgumentParser(prog='vis-ros eval', description=__doc__.split('\n')[0])
+    p.add_argument('pred', nargs='+', type=Path, help='replay output folder(s) (frames.jsonl, summary.json)')
     p.add_argument('--gt', nargs='+', type=Path, required=True,
                    help='ground truth per PRED: DAVIS sequence/Annotations folder, synthetic scene '
                    'folder (make-bag writes BAG_gt/), MOTS PNG folder or MOTS .txt')
     p.add_argument('--out', type=Path, required=True, help='report folder (REPORT.md, report.json, *.png)')
-    p.add_argument('--gt-format', choices=('auto', 'davis', 'scene', 'mots'), default='auto')
-    p.add_argument('--states', default='confirmed,lost',
-                   help='instance states scored (tentative, confirmed, lost); default = what planners get')
+    p.add_argument('--gt-format', choices=('auto', 'davis', 'scene', 'mots'), default='auto',
+                   help='ground-truth layout; default: auto (scene.json -> scene, 16-bit PNGs or .txt -> '
+                   'mots, 8-bit PNGs -> davis)')
+    p.add_argument('--states', default='confirmed,lost', metavar='LIST',
+                   help='instance states scored, a comma list of tentative, confirmed, lost '
+                   '(default: confirmed,lost = what planners get)')
+    p.add_argument('--allow-incomplete', action='store_true',
+                   help='score a replay that stopped early or has no summary.json (flagged INCOMPLETE '
+                   'in the report) instead of refusing it')
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `vis-ros eval`; 0 ok, 1 failed, 2 usage."""
     from vis_ros.tools.report import write_report
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if len(args.pred) != len(args.gt):
-        print(f'vis-ros eval: error: give one --gt per PRED ({len(args.pred)} PRED, {len(args.gt)} --gt)',
-              file=sys.stderr)
-        return 2
+        parser.error(f'give one --gt per PRED ({len(args.pred)} PRED, {len(args.gt)} --gt)')
     try:
         states = parse_states(args.states)
-        results = [evaluate_sequence(p, g, states, args.gt_format) for p, g in zip(args.pred, args.gt)]
+    except VisError as err:
+        parser.error(str(err))
+    try:
+        results = [evaluate_sequence(p, g, states, args.gt_format, args.allow_incomplete)
+                   for p, g in zip(args.pred, args.gt)]
         report = write_report(results, args.out, args.states)
     except (VisError, OSError) as err:
         print(f'vis-ros eval: error: {err}', file=sys.stderr)
         return 1
+    for result in results:
+        if result['incomplete']:
+            print(f'vis-ros eval: WARNING: {result["name"]} is INCOMPLETE: {result["incomplete"]}',
+                  file=sys.stderr)
     print(report['headline_text'])
     print(f'report: {args.out / "REPORT.md"}')
     return 0

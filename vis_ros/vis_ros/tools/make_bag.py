@@ -28,6 +28,7 @@ import numpy as np
 
 from vis_ros.core.errors import InputError, VisError
 from vis_ros.tools.bag_io import STORAGES, BagWriter
+from vis_ros.tools.stop_signals import Interrupted, StopSignals
 
 EPOCH_NS = 1_700_000_000 * 1_000_000_000
 SYNTHETIC = 'synthetic:'
@@ -45,12 +46,46 @@ class Source:
     scene: object = None
 
 
+_PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
+
+
+def image_damage(data: bytes) -> str:
+    """Why an encoded JPEG or PNG is cut short or broken ('' when its structure is whole).
+
+    OpenCV decodes a truncated JPEG without an error (the missing rows come out grey) and a PNG
+    cut after its last complete row too, so the file's own end markers are checked: a JPEG must
+    start with SOI and end with EOI (FFD9, trailing padding allowed), a PNG must end with IEND.
+    """
+    if data[:2] == b'\xff\xd8':
+        return '' if data.rstrip(b'\x00\r\n ').endswith(b'\xff\xd9') else \
+            'JPEG without its end marker (FFD9): the file is truncated'
+    if data[:8] == b'\x89PNG\r\n\x1a\n':
+        return '' if data.rstrip(b'\x00').endswith(_PNG_END) else \
+            'PNG without its IEND chunk: the file is truncated'
+    return ''
+
+
+def read_image_checked(path: Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; InputError names a truncated or corrupt file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise InputError(f'cannot read image {path}: {err.strerror or err}') from None
+    damage = image_damage(data)
+    bgr = None if damage else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if damage or bgr is None:
+        raise InputError(f'cannot read image {path}: {damage or "not a decodable image"}; '
+                         'replace or remove the file (make-bag writes no bag with a damaged frame)')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def _folder_source(folder: Path, limit: Optional[int]) -> Source:
-    from vis_ros.core.sequences import DAVIS_FPS, image_files, read_rgb
+    from vis_ros.core.sequences import DAVIS_FPS, image_files
     davis = (folder / 'JPEGImages').is_dir()
     files = image_files(folder / 'JPEGImages' if davis else folder)[:limit]
     fps = DAVIS_FPS if davis or folder.name == 'JPEGImages' else 30.0
-    return Source(((read_rgb(f), None) for f in files), fps, len(files), f'{len(files)} images from {folder}')
+    return Source(((read_image_checked(f), None) for f in files), fps, len(files),
+                  f'{len(files)} images from {folder}')
 
 
 def _video_frames(capture, path: Path, limit: Optional[int]) -> Iterator[tuple[np.ndarray, None]]:
@@ -125,8 +160,11 @@ def _image_message(store, rgb: np.ndarray, header, compressed: bool):
 
 
 def write_bag(source: Source, out: Path, *, topic: str, frame_id: str, rate: Optional[float],
-              compressed: bool, storage: str) -> int:
-    """Write every frame of `source` to a new bag at `out`; returns the number of messages."""
+              compressed: bool, storage: str, stop: Optional[StopSignals] = None) -> int:
+    """Write every frame of `source` to a new bag at `out`; returns the number of messages.
+
+    A stop request (SIGINT/SIGTERM) is honoured between frames: the partial bag is removed.
+    """
     msgtype = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
     # A hidden sibling folder holds the bag until it is complete; the bag inside already has its
     # final name, because rosbag2 names its storage file after the bag folder.
@@ -141,6 +179,8 @@ def write_bag(source: Source, out: Path, *, topic: str, frame_id: str, rate: Opt
             bag.add_topic(topic, msgtype)
             types = bag.typestore.types
             for index, (rgb, offset_ns) in enumerate(source.frames):
+                if stop is not None:
+                    stop.check(f'after {index} frames; no bag was written')
                 own_stamp = offset_ns is not None and rate is None
                 stamp = EPOCH_NS + (offset_ns if own_stamp else index * period_ns)
                 header = types['std_msgs/msg/Header'](
@@ -158,34 +198,40 @@ def write_bag(source: Source, out: Path, *, topic: str, frame_id: str, rate: Opt
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the make-bag command line."""
-    p = argparse.ArgumentParser(prog='vis-ros make-bag', description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('src', help='folder of images, DAVIS sequence folder, video file, or synthetic:<preset>')
+    """Build the make-bag command line (each default is stated once, in its help)."""
+    p = argparse.ArgumentParser(prog='vis-ros make-bag', description=__doc__.split('\n')[0])
+    p.add_argument('src', help='folder of images, DAVIS sequence folder, video file, or synthetic:<preset> '
+                   '(crossing, occlusion, reentry, crowd, pan)')
     p.add_argument('--out', type=Path, required=True, help='the bag folder to create')
-    p.add_argument('--rate', type=float, help='frames per second (default: the source\'s; DAVIS 24, '
-                   'images 30, video: its fps, synthetic: its own stamps)')
-    p.add_argument('--compressed', action='store_true', help='sensor_msgs/CompressedImage (jpeg)')
-    p.add_argument('--storage', choices=STORAGES, default='mcap', help='rosbag2 storage format')
-    p.add_argument('--topic', help='image topic (default /camera/image_raw, or '
-                   '/camera/image_raw/compressed with --compressed)')
-    p.add_argument('--frame-id', default='camera', help='header.frame_id of every image')
-    p.add_argument('--max-frames', type=int, help='write at most N frames')
-    p.add_argument('--size', default='640x480', help='WxH of synthetic scenes')
-    p.add_argument('--seed', type=int, default=0, help='seed of synthetic scenes')
+    p.add_argument('--rate', type=float, metavar='HZ', help="frames per second; default: the source's "
+                   '(DAVIS 24, images 30, a video its own fps, a synthetic scene its own stamps)')
+    p.add_argument('--compressed', action='store_true', help='write sensor_msgs/CompressedImage (jpeg) '
+                   'instead of Image rgb8')
+    p.add_argument('--storage', choices=STORAGES, default='mcap',
+                   help='rosbag2 storage format (default: mcap)')
+    p.add_argument('--topic', help='image topic; default: /camera/image_raw, or '
+                   '/camera/image_raw/compressed with --compressed')
+    p.add_argument('--frame-id', default='camera', help='header.frame_id of every image (default: camera)')
+    p.add_argument('--max-frames', type=int, metavar='N', help='write at most N frames (default: all)')
+    p.add_argument('--size', default='640x480', metavar='WxH',
+                   help='size of synthetic scenes (default: 640x480)')
+    p.add_argument('--seed', type=int, default=0, help='seed of synthetic scenes (default: 0)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing bag at --out')
     return p
 
 
-def _check_args(args) -> tuple[int, int]:
+def _check_args(parser: argparse.ArgumentParser, args) -> tuple[int, int]:
+    """Usage errors (exit 2) for bad option values; InputError for an --out that must not be replaced."""
     if args.rate is not None and not 0 < args.rate <= 10000:
-        raise InputError(f'--rate must be in (0, 10000] Hz, got {args.rate}')
+        parser.error(f'--rate must be in (0, 10000] Hz, got {args.rate:g}')
     if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f'--max-frames must be >= 1, got {args.max_frames}')
+        parser.error(f'--max-frames must be >= 1, got {args.max_frames}')
     try:
         width, height = (int(v) for v in args.size.lower().split('x'))
     except ValueError:
-        raise InputError(f'--size must be WxH, e.g. 640x480, got {args.size!r}') from None
+        parser.error(f'--size must be WxH, e.g. 640x480, got {args.size!r}')
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        parser.error(f'--size must be between 16x16 and 8192x8192, got {args.size}')
     if args.out.exists():
         if not args.overwrite:
             raise InputError(f'{args.out} exists already; remove it, pick another --out, or pass --overwrite')
@@ -194,28 +240,36 @@ def _check_args(args) -> tuple[int, int]:
     return width, height
 
 
+def _make(args, size: tuple[int, int], topic: str, stop: StopSignals) -> tuple[int, object, str]:
+    source = open_source(args.src, args.max_frames, size, args.seed)
+    stop.check('no bag was written')
+    if args.out.exists():
+        shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    count = write_bag(source, args.out, topic=topic, frame_id=args.frame_id, rate=args.rate,
+                      compressed=args.compressed, storage=args.storage, stop=stop)
+    gt_note = ''
+    if source.scene is not None:
+        from vis_ros.core.synthetic import save_scene
+        gt_dir = args.out.with_name(f'{args.out.name}_gt')
+        shutil.rmtree(gt_dir, ignore_errors=True)
+        save_scene(source.scene, gt_dir)
+        gt_note = f'; ground truth in {gt_dir} (vis-ros eval ... --gt {gt_dir})'
+    return count, source, gt_note
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `vis-ros make-bag`; 0 ok, 1 failed, 2 usage."""
-    args = build_parser().parse_args(argv)
+    """Entry point of `vis-ros make-bag`; 0 ok, 1 failed, 2 usage, 130/143 SIGINT/SIGTERM."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     topic = args.topic or ('/camera/image_raw/compressed' if args.compressed else '/camera/image_raw')
-    try:
-        size = _check_args(args)
-        source = open_source(args.src, args.max_frames, size, args.seed)
-        if args.out.exists():
-            shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        count = write_bag(source, args.out, topic=topic, frame_id=args.frame_id, rate=args.rate,
-                          compressed=args.compressed, storage=args.storage)
-        gt_note = ''
-        if source.scene is not None:
-            from vis_ros.core.synthetic import save_scene
-            gt_dir = args.out.with_name(f'{args.out.name}_gt')
-            shutil.rmtree(gt_dir, ignore_errors=True)
-            save_scene(source.scene, gt_dir)
-            gt_note = f'; ground truth in {gt_dir} (vis-ros eval ... --gt {gt_dir})'
-    except (VisError, OSError) as err:
-        print(f'vis-ros make-bag: error: {err}', file=sys.stderr)
-        return 1
+    with StopSignals() as stop:
+        try:
+            size = _check_args(parser, args)
+            count, source, gt_note = _make(args, size, topic, stop)
+        except (VisError, OSError) as err:
+            print(f'vis-ros make-bag: error: {err}', file=sys.stderr)
+            return err.exit_code if isinstance(err, Interrupted) else 1
     kind = 'CompressedImage jpeg' if args.compressed else 'Image rgb8'
     print(f'wrote {args.out} ({args.storage}): {count} {kind} messages on {topic} '
           f'from {source.description}{gt_note}')

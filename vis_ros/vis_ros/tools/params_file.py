@@ -85,3 +85,14 @@ def load_node_params(path: Path | str) -> NodeParams:
         else:
             node[name] = value
     return NodeParams(None if backend is None else str(backend), per_backend, tracker, node)
+
+
+def full_names(params: NodeParams) -> dict[str, Any]:
+    """Every value of a params file under the node's full parameter name (tracker.x, motion.y, ...)."""
+    values: dict[str, Any] = dict(params.node_options)
+    if params.backend is not None:
+        values['backend'] = params.backend
+    for backend, options in params.backend_options.items():
+        values.update({f'{backend}.{name}': value for name, value in options.items()})
+    values.update({f'tracker.{name}': value for name, value in params.tracker_options.items()})
+    return values

@@ -1,16 +1,17 @@
-"""`vis-ros replay BAG --topic T --out DIR`: run the node's pipeline over a rosbag, offline.
+"""`vis-ros replay BAG --out DIR`: run the node's pipeline over a rosbag, offline.
 
 The same Pipeline (backend + tracker) and the same message conversions as vis_node, in-process,
 frame by frame in bag order: deterministic, nothing dropped, unless `--realtime` emulates the live
 node (a frame that arrives, by bag time, while the previous one is still being processed waits in
 a one-frame slot, and a newer arrival replaces it; replaced frames are counted as drops).
 
-Outputs in DIR: out.mcap (input images, /vis_ros/instances, /vis_ros/labels, /vis_ros/overlay,
-/vis_ros/classes; all with the input headers), overlay.mp4, frames.jsonl, summary.json.
-Errors found before the first frame (missing bag, wrong topic, bad params, unwritable DIR) write
-nothing. An error midway (corrupt bag chunk, undecodable image) stops the replay; the files then
-hold every frame processed before it, properly closed, and summary.json says
-`"complete": false` with the error. Exit codes: 0 ok, 1 failed, 2 usage.
+Outputs in DIR: out.mcap (/vis_ros/instances and /vis_ros/classes, with the input headers; with
+--record also the input images, /vis_ros/labels, /vis_ros/overlay and overlay.webm), frames.jsonl
+and summary.json. Every argument, the params file and the bag's topic are checked before anything
+is written. An error midway (corrupt bag chunk, undecodable image), Ctrl-C or SIGTERM stops the
+replay at a frame boundary; the files then hold every frame processed before it, properly closed,
+and summary.json says `"complete": false` with the reason. Exit codes: 0 ok, 1 failed, 2 usage,
+130 / 143 stopped by SIGINT / SIGTERM.
 """
 from __future__ import annotations
 
@@ -24,36 +25,64 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from vis_ros.core.errors import BagError, InputError, OutOfOrderFrame, VisError
+from vis_ros.core.errors import BagError, ConfigError, InputError, OutOfOrderFrame, VisError
 from vis_ros.core.types import Frame
+from vis_ros.tools.backend_args import add_backend_arguments, backend_overrides
 from vis_ros.tools.bag_io import BagReader, format_topics
-from vis_ros.tools.params_file import NodeParams, load_node_params
+from vis_ros.tools.params_file import NodeParams, full_names, load_node_params
 from vis_ros.tools.progress import Progress
-from vis_ros.tools.replay_outputs import ReplayOutputs, prepare_out_dir
+from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, human_size, prepare_out_dir
+from vis_ros.tools.stop_signals import Interrupted, StopSignals
+from vis_ros.tools.video_out import CODECS, DEFAULT_CODEC
 
 _NS = 1_000_000_000
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the replay command line."""
-    p = argparse.ArgumentParser(prog='vis-ros replay', description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """Build the replay command line (each default is stated once, in its help)."""
+    p = argparse.ArgumentParser(prog='vis-ros replay', description=__doc__.split('\n')[0])
     p.add_argument('bag', type=Path, help='rosbag2 folder, .mcap or .db3 file')
-    p.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); '
-                   'omitted: the only image topic, else the image topics are listed')
-    p.add_argument('--out', type=Path, required=True, help='output folder (created; our files replaced)')
-    p.add_argument('--backend', help='segmentation backend (default: the params file\'s, else motion)')
-    p.add_argument('--params', type=Path, help='vis_node params YAML (backend, <backend>.*, tracker.*)')
-    p.add_argument('--start', type=float, default=0.0, help='skip the first SEC seconds of the bag')
-    p.add_argument('--duration', type=float, help='replay at most SEC seconds')
-    p.add_argument('--every', type=int, default=1, help='process every N-th image of the topic')
+    p.add_argument('--out', type=Path, required=True,
+                   help='output folder (created; only our file names are replaced)')
+    p.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the '
+                   "bag's only image topic (with several, they are listed)")
+    add_backend_arguments(p, "segmentation backend; default: the params file's, else motion")
+    p.add_argument('--params', type=Path, metavar='FILE',
+                   help='vis_node params YAML (backend, <backend>.*, tracker.*, node parameters)')
+    p.add_argument('--record', default='', metavar='LIST',
+                   help=f'also record a comma list of: {", ".join(RECORDABLE)} (input images, '
+                   'overlay topic + overlay.webm, label images); default: only instances, classes, stamps')
+    p.add_argument('--compression', choices=('zstd', 'none'), default='zstd',
+                   help='out.mcap chunk compression (default: zstd)')
+    p.add_argument('--video-codec', choices=tuple(c for c in CODECS if c != 'mp4v'), default=DEFAULT_CODEC,
+                   help=f'overlay video codec, WebM (default: {DEFAULT_CODEC}; vp9 is ~7x slower to encode)')
+    p.add_argument('--start', type=float, default=0.0, metavar='SEC',
+                   help='skip the first SEC seconds of the bag (default: 0)')
+    p.add_argument('--duration', type=float, metavar='SEC', help='replay at most SEC seconds (default: all)')
+    p.add_argument('--every', type=int, default=1, metavar='N',
+                   help='process every N-th image of the topic (default: 1)')
     p.add_argument('--realtime', action='store_true',
                    help='emulate the live node: drop frames that arrive while busy (by bag time)')
     p.add_argument('--stamps', choices=('header', 'bag'), default='header',
-                   help="frame time: the image header stamp (as the node), or the bag's receive time "
-                   '(for cameras that send zero or repeated stamps)')
+                   help="frame time: the image header stamp, as the node (default), or the bag's receive "
+                   'time (for cameras that send zero or repeated stamps)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
     return p
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors (exit 2) for bad values, found before anything is read or written."""
+    if args.start < 0:
+        parser.error(f'--start must be >= 0 seconds, got {args.start:g}')
+    if args.duration is not None and not args.duration > 0:
+        parser.error(f'--duration must be > 0 seconds, got {args.duration:g}')
+    if args.every < 1:
+        parser.error(f'--every must be >= 1, got {args.every}')
+    record = [r.strip() for r in args.record.split(',') if r.strip()]
+    unknown = sorted(set(record) - set(RECORDABLE))
+    if unknown:
+        parser.error(f'--record: unknown {", ".join(unknown)}; choose from {", ".join(RECORDABLE)}')
+    args.record = tuple(r for r in RECORDABLE if r in record)
 
 
 @dataclass
@@ -113,22 +142,25 @@ def _frame_of(reader: BagReader, raw: bytes, msgtype: str, bag_time_ns: int, sta
 class Replayer:
     """One replay: bag in, pipeline, outputs; `run()` returns the summary dict."""
 
-    def __init__(self, args: argparse.Namespace, params: NodeParams):
-        """Resolve backend and options from the command line and the params file."""
+    def __init__(self, args: argparse.Namespace, params: NodeParams, overrides: dict):
+        """Resolve backend and options: params file, then --model / --backend-options on top."""
         self.args = args
         self.params = params
         self.backend = args.backend or params.backend or 'motion'
-        self.backend_options = dict(params.backend_options.get(self.backend, {}))
+        self.backend_options = {**params.backend_options.get(self.backend, {}), **overrides}
         self.node = params.node_options
         self.stats = ReplayStats()
         self.pipeline = None
         self.outputs: Optional[ReplayOutputs] = None
+        self.stop: Optional[StopSignals] = None
 
-    def _window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
-        if self.args.start < 0 or (self.args.duration is not None and self.args.duration <= 0):
-            raise InputError('--start must be >= 0 and --duration > 0 (seconds), got '
-                             f'{self.args.start} and {self.args.duration}')
+    def window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
+        """(start, stop) bag times of --start/--duration; InputError when the bag is shorter."""
+        end_ns = int(max((r.end_time for r in reader.reader.readers), default=0))
         start = reader.start_ns + int(self.args.start * _NS) if self.args.start else None
+        if start is not None and start > end_ns:
+            raise InputError(f'--start {self.args.start:g} s is past the end of the bag '
+                             f'({(end_ns - reader.start_ns) / _NS:.3f} s long)')
         stop = None
         if self.args.duration is not None:
             stop = (start or reader.start_ns) + int(self.args.duration * _NS)
@@ -153,9 +185,8 @@ class Replayer:
                         'total': (t3 - t0) * 1e3})
         return t3 - t0
 
-    def run(self, reader: BagReader, topic) -> None:
+    def run(self, reader: BagReader, topic, start: Optional[int], stop: Optional[int]) -> None:
         """Replay the chosen topic; outputs must be open. Realtime mode drops like the live node."""
-        start, stop = self._window(reader)
         progress = Progress(-(-topic.count // self.args.every), 'replay',
                             enabled=False if self.args.no_progress else None)
         busy_until = -1          # bag time (ns) at which the emulated worker becomes free
@@ -163,6 +194,7 @@ class Replayer:
         wall0 = time.perf_counter()
         try:
             for index, (bag_time, raw, conn) in enumerate(reader.messages(topic.topic, start, stop)):
+                self.stop.check(f'{self.stats.frames} frames processed')   # a frame boundary
                 if index % self.args.every:
                     continue
                 self.stats.candidates += 1
@@ -181,6 +213,7 @@ class Replayer:
                     pending = item
                 progress.update(note=f'drops {self.stats.dropped}' if self.args.realtime else '')
             if pending is not None:
+                self.stop.check(f'{self.stats.frames} frames processed')
                 self._process(reader, *pending)
         finally:
             self.stats.wall_s = time.perf_counter() - wall0
@@ -210,9 +243,11 @@ def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[Base
     stats = rep.stats
     info = rep.pipeline.backend.info if rep.pipeline is not None else None
     total_ms = sum(stats.latencies.get('total', []))
+    video = rep.outputs.video if rep.outputs else None
     return {
         'complete': error is None,
         'error': None if error is None else f'{type(error).__name__}: {error}',
+        'interrupted': None if not isinstance(error, Interrupted) else signal_name(error.signum),
         'frames': stats.frames, 'frames_considered': stats.candidates, 'dropped': stats.dropped,
         'fps': round(stats.frames / stats.wall_s, 3) if stats.wall_s > 0 else 0.0,
         'pipeline_fps': round(stats.frames / (total_ms / 1e3), 3) if total_ms > 0 else 0.0,
@@ -228,40 +263,80 @@ def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[Base
         'mode': {'realtime': rep.args.realtime, 'start_s': rep.args.start,
                  'duration_s': rep.args.duration, 'every': rep.args.every, 'stamps': rep.args.stamps},
         'bag': bag_fingerprint(reader.path),
-        'outputs': {'video_error': rep.outputs.video_error if rep.outputs else ''},
+        'outputs': {'record': list(rep.args.record), 'compression': rep.args.compression,
+                    'video': video.path.name if video and video.path else None,
+                    'video_codec': video.codec if video else None,
+                    'video_error': rep.outputs.video_error if rep.outputs else '',
+                    'sizes_bytes': rep.outputs.written() if rep.outputs else {}},
         'command_line': ['vis-ros', 'replay', *argv],
         'vis_ros_version': vis_ros_version(),
     }
 
 
-def replay(args: argparse.Namespace, argv: Sequence[str]) -> dict:
+def signal_name(signum: int) -> str:
+    """SIGINT / SIGTERM for a signal number."""
+    import signal
+    return signal.Signals(signum).name
+
+
+def load_params(args: argparse.Namespace) -> NodeParams:
+    """Read --params; unknown names warn (with close matches), values are checked with the node's table."""
+    if not args.params:
+        return NodeParams()
+    from vis_ros.ros.params import check_node_values, check_param_names
+    params = load_node_params(args.params)
+    values = full_names(params)
+    warning = check_param_names(values, where=f'replay --params {args.params}')
+    if warning:
+        print(f'vis-ros replay: warning: {warning}', file=sys.stderr)
+    try:
+        check_node_values(values)
+    except ConfigError as err:
+        raise ConfigError(f'params file {args.params}: {err}') from None
+    return params
+
+
+def _run_outputs(rep: Replayer, reader: BagReader, topic, window, argv) -> tuple[dict, Optional[Exception]]:
+    """Open the outputs, replay, close them and write summary.json; (summary, error or None)."""
+    args = rep.args
+    prepare_out_dir(args.out)
+    conn = reader.connections(topic.topic)[0]
+    rep.outputs = ReplayOutputs(args.out, topic.topic, conn, rep.pipeline.backend.info.class_names,
+                                rep.backend, float(rep.node.get('overlay_alpha', 0.45)),
+                                _video_fps(topic, reader), record=args.record,
+                                compress=args.compression == 'zstd', video_codec=args.video_codec)
+    error = None
+    try:
+        rep.run(reader, topic, *window)
+        if rep.stats.frames == 0:
+            error = InputError(f'no message of {topic.topic} falls in the chosen window (--start '
+                               f'{args.start:g}, --duration {args.duration}); nothing was replayed')
+    except OutOfOrderFrame as err:
+        error = InputError(f'{err}; the image header stamps do not increase (camera driver '
+                           'without stamps?): replay with --stamps bag')
+    except Exception as err:  # outputs stay valid up to here; summary says why it stopped
+        error = err
+    finally:
+        rep.outputs.close()
+    summary = _summary(rep, topic, reader, argv, error)
+    (args.out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+    return summary, error
+
+
+def replay(rep: Replayer, argv: Sequence[str]) -> dict:
     """Run one replay; returns the summary (also written to DIR/summary.json)."""
     from vis_ros.segment.pipeline import Pipeline
-    if args.every < 1:
-        raise InputError(f'--every must be >= 1, got {args.every}')
-    params = load_node_params(args.params) if args.params else NodeParams()
-    rep = Replayer(args, params)
+    args = rep.args
     with BagReader(args.bag) as reader:
         topic = choose_topic(reader, args.topic)
-        conn = reader.connections(topic.topic)[0]
-        rep.pipeline = Pipeline.build(rep.backend, rep.backend_options, params.tracker_options)
+        if topic.count == 0:
+            raise BagError(f'topic {topic.topic} in bag {reader.path} has no messages: the bag is empty, '
+                           'nothing to replay (record some images, or pick another --topic)')
+        window = rep.window(reader)
+        rep.pipeline = Pipeline.build(rep.backend, rep.backend_options, rep.params.tracker_options)
         try:
-            prepare_out_dir(args.out)
-            rep.outputs = ReplayOutputs(args.out, topic.topic, conn, rep.pipeline.backend.info.class_names,
-                                        rep.backend, float(rep.node.get('overlay_alpha', 0.45)),
-                                        _video_fps(topic, reader))
-            error = None
-            try:
-                rep.run(reader, topic)
-            except OutOfOrderFrame as err:
-                error = InputError(f'{err}; the image header stamps do not increase (camera driver '
-                                   'without stamps?): replay with --stamps bag')
-            except Exception as err:  # outputs stay valid up to here; summary says why it stopped
-                error = err
-            finally:
-                rep.outputs.close()
-            summary = _summary(rep, topic, reader, argv, error)
-            (args.out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+            rep.stop.check('nothing was written')
+            summary, error = _run_outputs(rep, reader, topic, window, argv)
         finally:
             rep.pipeline.close()
     if error is not None:
@@ -275,22 +350,47 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(f'frames {summary["frames"]}  dropped {summary["dropped"]}  fps {summary["fps"]:.1f}  '
           f'(pipeline {summary["pipeline_fps"]:.1f})  total latency p50 {lat.get("p50", 0):.1f} ms '
           f'p99 {lat.get("p99", 0):.1f} ms  tracks {summary["tracks_seen"]}')
-    print(f'outputs: {out}/out.mcap overlay.mp4 frames.jsonl summary.json')
+    print(written_line(summary, out))
+
+
+def written_line(summary: dict, out: Path) -> str:
+    """'wrote DIR: out.mcap 312.4 KB, frames.jsonl ... (total ...)' from the summary's sizes."""
+    sizes = dict(summary['outputs']['sizes_bytes'])
+    sizes['summary.json'] = (out / 'summary.json').stat().st_size
+    listed = ', '.join(f'{name} {human_size(size)}' for name, size in sizes.items())
+    return f'wrote {out}: {listed} (total {human_size(sum(sizes.values()))})'
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
+         stop: StopSignals) -> int:
+    try:
+        params = load_params(args)
+        backend = args.backend or params.backend or 'motion'
+        try:
+            overrides = backend_overrides(backend, args.model, args.backend_options)
+        except ConfigError as err:
+            parser.error(str(err))
+        rep = Replayer(args, params, overrides)
+        rep.stop = stop
+        summary = replay(rep, argv)
+    except VisError as err:
+        print(f'vis-ros replay: error: {err}', file=sys.stderr)
+        partial = getattr(err, 'partial_outputs', None)
+        if partial:
+            print(f'vis-ros replay: partial outputs (complete: false) are in {partial}', file=sys.stderr)
+        return err.exit_code if isinstance(err, Interrupted) else 1
+    _print_summary(summary, args.out)
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `vis-ros replay`; 0 ok, 1 failed, 2 usage."""
+    """Entry point of `vis-ros replay`; 0 ok, 1 failed, 2 usage, 130/143 SIGINT/SIGTERM."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    try:
-        summary = replay(args, argv)
-    except VisError as err:
-        print(f'vis-ros replay: error: {err}', file=sys.stderr)
-        if getattr(err, 'partial_outputs', None):
-            print(f'vis-ros replay: partial outputs (complete: false) are in {args.out}', file=sys.stderr)
-        return 1
-    _print_summary(summary, args.out)
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    with StopSignals() as stop:
+        return _run(parser, args, argv, stop)
 
 
 if __name__ == '__main__':

@@ -1,25 +1,29 @@
-"""What `vis-ros replay` writes per frame: out.mcap, overlay.mp4 and frames.jsonl.
+"""What `vis-ros replay` writes per frame: out.mcap, frames.jsonl and (on request) the overlay video.
+
+By default out.mcap holds only /vis_ros/instances and /vis_ros/classes (the input stamps are in
+every InstanceArray header and in frames.jsonl), zstd-compressed MCAP chunks: a few hundred KB for
+a 150-frame 640x480 bag instead of the 369 MB that raw images, labels and overlays took.
+`record` adds `images` (the input topic, copied byte for byte), `labels` (/vis_ros/labels) and
+`overlay` (/vis_ros/overlay and overlay.webm).
 
 The messages are the node's own: built by vis_ros.ros.convert from the same tracks the node would
-publish (`select_tracks`), serialized by rclpy, with the SOURCE image header. Each file is valid
-after every frame: frames.jsonl is flushed per line, and `close()` (always called, also after an
-error) finalizes the MCAP index and the MP4, so a replay that fails midway leaves complete files
-holding the frames processed before the failure.
+publish (`select_tracks`), serialized by rclpy, with the SOURCE image header. frames.jsonl is
+flushed per line, and `close()` (always called, also after an error or a signal) finalizes the
+MCAP index and renames the video from its temporary name, so a replay that stops midway leaves
+complete files holding the frames processed before it stopped.
 """
 from __future__ import annotations
 
 import base64
 import json
-import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
-import cv2
-import numpy as np
 
 from vis_ros.core.overlay import draw_overlay, label_image
 from vis_ros.core.types import Frame, Tracks
 from vis_ros.tools.bag_io import BagWriter, deserialize_cdr
+from vis_ros.tools.video_out import DEFAULT_CODEC, VideoFile
 
 TOPIC_INSTANCES = '/vis_ros/instances'
 TOPIC_OVERLAY = '/vis_ros/overlay'
@@ -27,7 +31,17 @@ TOPIC_LABELS = '/vis_ros/labels'
 TOPIC_CLASSES = '/vis_ros/classes'
 _ARRAY = 'vis_ros_msgs/msg/InstanceArray'
 _IMAGE = 'sensor_msgs/msg/Image'
-OUTPUT_FILES = ('out.mcap', 'overlay.mp4', 'frames.jsonl', 'summary.json')
+RECORDABLE = ('images', 'overlay', 'labels')
+OUTPUT_FILES = ('out.mcap', 'overlay.webm', 'overlay.mp4', 'frames.jsonl', 'summary.json')
+
+
+def human_size(size: int) -> str:
+    """Format a byte count as B, KB, MB or GB (powers of 1000, like `ls -lh --si`)."""
+    for unit in ('B', 'KB', 'MB'):
+        if size < 1000:
+            return f'{size:.0f} {unit}' if unit == 'B' else f'{size:.1f} {unit}'
+        size /= 1000
+    return f'{size:.2f} GB'
 
 
 def instance_record(array, index: int, bag_time_ns: int) -> dict:
@@ -56,29 +70,39 @@ def instance_record(array, index: int, bag_time_ns: int) -> dict:
 
 
 class ReplayOutputs:
-    """Writers of one replay's output folder; `write()` once per processed frame, `close()` once."""
+    """Writers of one replay's output folder; `write()` once per processed frame, `close()` once.
+
+    record: any of RECORDABLE; compress: zstd MCAP chunks (readable by Foxglove, ros2 bag, rosbags).
+    """
 
     def __init__(self, out_dir: Path, input_topic: str, input_connection, class_names: Sequence[str],
-                 backend: str, overlay_alpha: float = 0.45, video_fps: float = 30.0):
+                 backend: str, overlay_alpha: float = 0.45, video_fps: float = 30.0, *,
+                 record: Sequence[str] = (), compress: bool = True, video_codec: str = DEFAULT_CODEC):
         """Open out.mcap (topics registered) and frames.jsonl; the video opens on the first frame."""
         self.out_dir = Path(out_dir)
         self.class_names = tuple(class_names)
         self.backend = backend
         self.overlay_alpha = overlay_alpha
-        self.video_fps = video_fps
         self.input_topic = input_topic
+        self.record = frozenset(record)
         self.frames_written = 0
-        self._video: Optional[cv2.VideoWriter] = None
-        self._video_size: Optional[tuple[int, int]] = None
-        self.video_error = ''
+        self.video = VideoFile(self.out_dir / 'overlay', video_fps, video_codec, 'vis-ros replay') \
+            if 'overlay' in self.record else None
         self._jsonl = (self.out_dir / 'frames.jsonl').open('w')
-        self.bag = BagWriter(self.out_dir / 'out.mcap', storage='mcap', single_file=True)
-        # The input images are copied byte for byte, with the definition the source bag stored.
-        self.bag.add_topic(input_topic, input_connection.msgtype,
-                           msgdef=input_connection.msgdef.data or None, digest=input_connection.digest)
-        for topic, msgtype in ((TOPIC_INSTANCES, _ARRAY), (TOPIC_OVERLAY, _IMAGE), (TOPIC_LABELS, _IMAGE),
-                               (TOPIC_CLASSES, 'vis_ros_msgs/msg/ClassTable')):
+        self.bag = BagWriter(self.out_dir / 'out.mcap', storage='mcap', single_file=True, compress=compress)
+        if 'images' in self.record:   # copied byte for byte, with the definition the source bag stored
+            self.bag.add_topic(input_topic, input_connection.msgtype,
+                               msgdef=input_connection.msgdef.data or None, digest=input_connection.digest)
+        topics = [(TOPIC_INSTANCES, _ARRAY), (TOPIC_CLASSES, 'vis_ros_msgs/msg/ClassTable')]
+        topics += [(t, _IMAGE) for t, what in ((TOPIC_OVERLAY, 'overlay'), (TOPIC_LABELS, 'labels'))
+                   if what in self.record]
+        for topic, msgtype in topics:
             self.bag.add_topic(topic, msgtype)
+
+    @property
+    def video_error(self) -> str:
+        """Why no overlay video was written ('' when it was, or was not asked for)."""
+        return self.video.error if self.video else ''
 
     def _write_class_table(self, bag_time_ns: int, stamp_ns: int) -> None:
         types = self.bag.typestore.types
@@ -96,15 +120,18 @@ class ReplayOutputs:
         if self.frames_written == 0:
             self._write_class_table(bag_time_ns, frame.stamp_ns)
         array = convert.tracks_to_instance_array(shown, header, self.class_names, publish_tentative=True)
-        labels = label_image(shown.tracks, frame.height, frame.width)
-        overlay = draw_overlay(frame.image, shown.tracks, self.class_names, alpha=self.overlay_alpha)
-        self.bag.write(self.input_topic, bag_time_ns, raw_input)
+        if 'images' in self.record:
+            self.bag.write(self.input_topic, bag_time_ns, raw_input)
         self.bag.write(TOPIC_INSTANCES, bag_time_ns, self._canonical(cdr.serialize(array), _ARRAY))
-        self.bag.write(TOPIC_LABELS, bag_time_ns,
-                       self._canonical(cdr.serialize(convert.labels_to_image(labels, header)), _IMAGE))
-        self.bag.write(TOPIC_OVERLAY, bag_time_ns,
-                       self._canonical(cdr.serialize(convert.rgb_to_image(overlay, header)), _IMAGE))
-        self._write_video(overlay)
+        if 'labels' in self.record:
+            labels = label_image(shown.tracks, frame.height, frame.width)
+            self.bag.write(TOPIC_LABELS, bag_time_ns,
+                           self._canonical(cdr.serialize(convert.labels_to_image(labels, header)), _IMAGE))
+        if 'overlay' in self.record:
+            overlay = draw_overlay(frame.image, shown.tracks, self.class_names, alpha=self.overlay_alpha)
+            self.bag.write(TOPIC_OVERLAY, bag_time_ns,
+                           self._canonical(cdr.serialize(convert.rgb_to_image(overlay, header)), _IMAGE))
+            self.video.write(overlay)
         record = instance_record(array, index, bag_time_ns)
         self._jsonl.write(json.dumps(record, separators=(',', ':')) + '\n')
         self._jsonl.flush()
@@ -123,32 +150,21 @@ class ReplayOutputs:
         store = self.bag.typestore
         return bytes(store.serialize_cdr(deserialize_cdr(store, raw, msgtype), msgtype))
 
-    def _write_video(self, overlay: np.ndarray) -> None:
-        if self.video_error:
-            return
-        height, width = overlay.shape[:2]
-        if self._video is None:
-            path = self.out_dir / 'overlay.mp4'
-            self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'),
-                                          float(self.video_fps), (width, height))
-            self._video_size = (width, height)
-            if not self._video.isOpened():
-                self.video_error = f'cv2.VideoWriter could not open {path} (mp4v codec missing?)'
-                print(f'vis-ros replay: warning: {self.video_error}; overlay.mp4 is skipped '
-                      '(the overlay is still in out.mcap)', file=sys.stderr)
-                return
-        if (width, height) != self._video_size:  # a camera that changes size mid-bag
-            overlay = cv2.resize(overlay, self._video_size, interpolation=cv2.INTER_AREA)
-        self._video.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
-
     def close(self) -> None:
-        """Finalize every file; safe to call twice."""
-        if self._video is not None:
-            self._video.release()
-            self._video = None
+        """Finalize every file (the video gets its final name only now); safe to call twice."""
+        if self.video is not None:
+            self.video.close()
         if not self._jsonl.closed:
             self._jsonl.close()
         self.bag.close()
+
+    def written(self) -> dict[str, int]:
+        """Sizes in bytes of the files this replay wrote (after close)."""
+        names = ['out.mcap', 'frames.jsonl']
+        if self.video is not None and self.video.path is not None:
+            names.append(self.video.path.name)
+        return {name: (self.out_dir / name).stat().st_size for name in names
+                if (self.out_dir / name).is_file()}
 
 
 def prepare_out_dir(out_dir: Path) -> None:
@@ -163,7 +179,7 @@ def prepare_out_dir(out_dir: Path) -> None:
         probe = out_dir / '.write_test'
         probe.write_bytes(b'')
         probe.unlink()
-        for name in OUTPUT_FILES + ('.out.mcap.tmp',):
+        for name in OUTPUT_FILES + ('.out.mcap.tmp', '.overlay.partial.webm', '.overlay.partial.mp4'):
             path = out_dir / name
             if path.is_dir():
                 import shutil

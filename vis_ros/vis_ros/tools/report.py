@@ -30,6 +30,11 @@ def _pyplot():
     return plt
 
 
+def outside_legend(ax) -> None:
+    """Legend to the right of the axes, so it never covers bars or lines."""
+    ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, borderaxespad=0.0)
+
+
 def _slug(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name) or 'sequence'
 
@@ -70,7 +75,7 @@ def _replay_table(results: Sequence[dict]) -> list[str]:
         rows.append([r['name'], backend, s.get('frames', '-'), s.get('dropped', '-'),
                      s.get('fps', float('nan')),
                      total.get('p50', float('nan')), total.get('p99', float('nan')),
-                     'yes' if s.get('complete', True) else '**no**'])
+                     '**INCOMPLETE**' if r.get('incomplete') else 'yes'])
     return _table(['sequence', 'backend', 'frames', 'dropped', 'frames/s', 'latency p50 ms',
                    'latency p99 ms', 'complete'], rows)
 
@@ -82,14 +87,14 @@ def _plot_sequences(results: Sequence[dict], out: Path) -> list[str]:
         chosen = [r for r in results if r['kind'] == kind]
         if not chosen:
             continue
-        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(chosen) + 2), 3.5))
+        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(chosen) + 3), 3.5))
         x = np.arange(len(chosen))
         for k, key in enumerate(keys):
             ax.bar(x + (k - 1) * 0.27, [r['figures'][key] for r in chosen], 0.27, label=key)
         ax.set_xticks(x, [r['name'] for r in chosen], rotation=20, ha='right')
         ax.set_ylim(min(0.0, *(r['figures'][k] for r in chosen for k in keys)), 1.0)
         ax.set_title('per sequence')
-        ax.legend(loc='lower right', fontsize=8)
+        outside_legend(ax)
         fig.tight_layout()
         name = f'sequences_{kind}.png'
         fig.savefig(out / name, dpi=100)
@@ -101,7 +106,7 @@ def _plot_sequences(results: Sequence[dict], out: Path) -> list[str]:
 def _plot_iou(result: dict, out: Path) -> str:
     plt = _pyplot()
     frames = [row['frame'] for row in result['frames']]
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(8.5, 3))
     if result['kind'] == 'single':
         for key, label in (('j_track', f'J one id ({result["track_id"]})'), ('j_best', 'J per-frame best'),
                            ('j_union', 'J union')):
@@ -113,7 +118,7 @@ def _plot_iou(result: dict, out: Path) -> str:
     ax.set_xlabel('frame')
     ax.set_ylabel('IoU')
     ax.set_title(f'{result["name"]}: per-frame IoU')
-    ax.legend(loc='lower left', fontsize=8)
+    outside_legend(ax)
     fig.tight_layout()
     name = f'iou_{_slug(result["name"])}.png'
     fig.savefig(out / name, dpi=100)
@@ -176,8 +181,11 @@ def write_report(results: Sequence[dict], out: Path, states: str = 'confirmed,lo
     """Write REPORT.md, report.json and plots into `out`; returns the headline figures."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = ['# vis_ros evaluation', '', f'Scored instance states: {states}. Frames are matched by order '
-             '(ground-truth frame k = k-th message of the replayed topic).', '']
+    lines = ['# vis_ros evaluation', '']
+    lines += [f'> **WARNING: {r["name"]} is INCOMPLETE** (scored with --allow-incomplete): {r["incomplete"]}'
+              for r in results if r.get('incomplete')]
+    lines += ['', f'Scored instance states: {states}. Frames are matched by order '
+              '(ground-truth frame k = k-th message of the replayed topic).', '']
     headline, text = {}, []
     for kind, title in (('single', 'Single object (DAVIS J&F)'), ('multi', 'Multi-object tracking')):
         if any(r['kind'] == kind for r in results):
