@@ -135,7 +135,8 @@ fi
 # --- 3) vis_ros itself, editable (console scripts: vis-ros, vis_node)
 PKG_HASH=$(cat vis_ros/setup.py vis_ros/setup.cfg vis_ros/package.xml | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.vis_ros_pkg" 2>/dev/null)" != "$PKG_HASH-$REQ_HASH" ]; then
-  step "install vis_ros (editable)" "$PIPFIX" pip_in --no-deps --no-build-isolation -e vis_ros
+  step "install vis_ros (editable)" "read the log's 'error:' line; the build needs setuptools>=70.1 in the venv (scripts/requirements.txt): rm $VENV/.vis_ros_req_runtime and rerun" \
+    pip_in --no-deps --no-build-isolation -e vis_ros
   echo "$PKG_HASH-$REQ_HASH" > "$VENV/.vis_ros_pkg"
 else
   say "vis_ros up to date"
