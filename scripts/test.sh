@@ -3,8 +3,8 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-bash scripts/install.sh || exit 1
-. install/env.sh
+bash scripts/install.sh test || exit 1
+. "${PREFIX:-install}/env.sh"
 python -m pytest vis_ros/test "$@"
 rc=$?
 if [ $rc -eq 5 ]; then

@@ -16,7 +16,7 @@ setup(
         ('share/' + package_name + '/config', glob('config/*')),
     ],
     package_data={package_name: ['py.typed']},
-    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml'],
+    install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm'],
     zip_safe=True,
     maintainer='vis_ros maintainers',
     maintainer_email='maintainers@vis-ros.dev',

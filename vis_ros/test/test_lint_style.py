@@ -20,7 +20,7 @@ LINE = re.compile(r'^(?P<path>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>[A-Z]+
 
 
 def run_flake8(paths):
-    pytest.importorskip('flake8', reason='flake8 is not installed (scripts/requirements.txt)')
+    pytest.importorskip('flake8', reason='flake8 is not installed (scripts/requirements-test.txt)')
     pytest.importorskip('flake8_docstrings', reason='flake8-docstrings is not installed')
     existing = [p for p in paths if (ROOT / p).exists()]
     result = subprocess.run([sys.executable, '-m', 'flake8', '--config', str(CONFIG), *existing],

@@ -92,6 +92,44 @@ def test_nms_removes_duplicates_per_class_only():
     assert nms(boxes, scores, np.zeros(4, int), 0.5).tolist() == [0, 3]
     assert nms(boxes, scores, classes, 0.5, max_keep=2).tolist() == [0, 2]
     assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 0.5).size == 0
+    # class 1's box above-left of the image must not be compared with class 0's box at the far corner
+    # (OpenCV offsets classes by max coordinate + 1, which overlaps them for negative coordinates)
+    edge = np.array([[90, 90, 100, 100], [-11, -11, -1, -1]], np.float64)
+    assert nms(edge, np.array([0.9, 0.8]), np.array([0, 1]), 0.5).tolist() == [0, 1]
+
+
+def greedy_nms(boxes, scores, class_ids, iou_threshold):
+    """Plain class-aware greedy NMS in float64, written from the definition: the reference."""
+    order = np.argsort(-np.asarray(scores, np.float32), kind='stable')
+    keep = []
+    for i in order:
+        x1, y1, x2, y2 = boxes[i]
+        area = max(x2 - x1, 0) * max(y2 - y1, 0)
+        for k in keep:
+            if class_ids[k] != class_ids[i]:
+                continue
+            a1, b1, a2, b2 = boxes[k]
+            inter = max(min(x2, a2) - max(x1, a1), 0) * max(min(y2, b2) - max(y1, b1), 0)
+            if inter / (area + (a2 - a1) * (b2 - b1) - inter) > iou_threshold:
+                break
+        else:
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_nms_matches_greedy_definition_on_random_boxes(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    xy = rng.uniform(-40, 600, (n, 2))                  # some boxes start left of / above the image
+    boxes = np.concatenate([xy, xy + rng.uniform(4, 120, (n, 2))], 1)
+    scores = rng.choice(np.linspace(0.3, 1.0, 40), n)   # many equal scores: input order decides
+    classes = rng.integers(0, 5, n)
+    for threshold in (0.3, 0.45, 0.7):
+        expected = greedy_nms(boxes, scores, classes, threshold)
+        assert nms(boxes, scores, classes, threshold).tolist() == expected
+    top7 = greedy_nms(boxes, scores, classes, 0.45)[:7]
+    assert nms(boxes, scores, classes, 0.45, max_keep=7).tolist() == top7
 
 
 def test_select_decoder_from_shapes():

@@ -9,7 +9,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+from pycocotools import mask as coco_mask
 
+from vis_ros.core.errors import InputError
 from vis_ros.core.masks import encode_mask
 from vis_ros.core.synthetic import make_scene, save_scene
 from vis_ros.tools.cli import main as cli
@@ -140,22 +142,8 @@ def test_report_markdown_starts_with_headline_and_plots_are_pngs(scene_gt, tmp_p
 
 
 def coco_rle_encode(mask):
-    """Encode a mask as a COCO compressed RLE string (the MOTS txt format), written from the spec."""
-    flat = mask.T.reshape(-1).astype(np.uint8)
-    changes = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
-    counts = np.diff(np.concatenate([[0], changes])).tolist()
-    out = []
-    for i, value in enumerate(counts):
-        x = value - counts[i - 2] if i > 2 else value
-        more = True
-        while more:
-            c = x & 0x1f
-            x >>= 5
-            more = (x != -1) if (c & 0x10) else (x != 0)
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return ''.join(out)
+    """Encode a mask as a COCO compressed RLE string (the MOTS txt format) with pycocotools."""
+    return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))['counts'].decode('ascii')
 
 
 def test_mots_png_and_txt_ground_truth_read_the_same_objects(tmp_path):
@@ -190,6 +178,19 @@ def test_mots_png_and_txt_ground_truth_read_the_same_objects(tmp_path):
 def test_coco_rle_decoder_matches_a_known_string():
     # column-major [0, 1, 1, 1]: runs 1 zero, 3 ones -> chr(48 + 1) chr(48 + 3)
     np.testing.assert_array_equal(coco_rle_decode('13', 2, 2), np.array([[0, 1], [1, 1]], bool))
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_coco_rle_round_trips_random_masks(seed):
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 60, size=2)
+    mask = rng.random((h, w)) < rng.random()          # from empty-ish to full-ish, long and short runs
+    np.testing.assert_array_equal(coco_rle_decode(coco_rle_encode(mask), int(h), int(w)), mask)
+
+
+def test_bad_coco_rle_is_an_input_error():
+    with pytest.raises(InputError, match='bad COCO RLE'):
+        coco_rle_decode('13\u00e9', 2, 2)
 
 
 @pytest.mark.parametrize('case, message', [

@@ -17,17 +17,17 @@ explicitly with the backend option `decoder`. Call it as `decoder(outputs, lette
 """
 from __future__ import annotations
 
-import ast
-import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Sequence
 
+import cv2
 import numpy as np
 
 from vis_ros.core.errors import ConfigError, ModelFormatError
 from vis_ros.core.options import OptionSpec
 from vis_ros.core.types import Instances
+from vis_ros.segment.class_names import class_names_from_metadata, load_labels
 from vis_ros.segment.foreground import ForegroundConfig, probability_plane, split_foreground
 from vis_ros.segment.preprocess import Letterbox
 
@@ -78,32 +78,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_threshold: float,
         max_keep: int = 1000) -> np.ndarray:
-    """Class-aware greedy NMS; returns kept indices, best score first.
+    """Class-aware greedy NMS (OpenCV's NMSBoxesBatched); returns kept indices, best score first.
 
-    Boxes of different classes are shifted apart so that one IoU matrix serves all classes.
+    A box is dropped when it overlaps a better-scoring box of its class by IoU > `iou_threshold`;
+    equal scores keep input order. Boxes are x1, y1, x2, y2.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if boxes.shape[0] == 0:
         return np.zeros(0, np.int64)
-    order = np.argsort(-np.asarray(scores), kind='stable')
-    offset = (np.abs(boxes).max() + 1.0) * 2.0
-    shifted = boxes[order] + (np.asarray(class_ids)[order, None] * offset)
-    x1, y1, x2, y2 = shifted.T
-    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    inter_w = np.clip(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0, None)
-    inter_h = np.clip(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0, None)
-    inter = inter_w * inter_h
-    iou = inter / np.maximum(area[:, None] + area - inter, 1e-9)
-    suppressed = np.zeros(len(order), bool)
-    keep = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if len(keep) >= max_keep:
-            break
-        suppressed |= iou[i] > iou_threshold
-    return order[np.asarray(keep, np.int64)]
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    # OpenCV separates classes by offsets of (max coordinate + 1) per class id, which only keeps them
+    # apart for non-negative coordinates: move the origin (IoU does not change).
+    rects = np.concatenate([boxes[:, :2] - boxes.min(), np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)], 1)
+    keep = cv2.dnn.NMSBoxesBatched(rects, scores, np.asarray(class_ids, np.int32).reshape(-1),
+                                   float(scores.min()) - 1.0, float(iou_threshold))
+    return np.asarray(keep, np.int64).reshape(-1)[:max_keep]
 
 
 def _box_pixels(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
@@ -381,46 +370,6 @@ def select_decoder(outputs: Sequence[tuple[str, Sequence]], metadata: Optional[M
 
 
 # --- class names -------------------------------------------------------------------------------
-
-def class_names_from_metadata(metadata: Mapping[str, str]) -> Optional[tuple[str, ...]]:
-    """Class names from ONNX metadata 'names': a dict literal {0: 'person', ...} or a JSON list."""
-    text = (metadata or {}).get('names')
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        try:
-            value = ast.literal_eval(text)   # literals only: never evaluates code
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise ModelFormatError(f"model metadata 'names' is neither a JSON list nor a dict literal: "
-                                   f'{text[:120]!r}; pass a labels file (labels_path) instead') from None
-    if isinstance(value, dict):
-        try:
-            ordered = sorted((int(k), str(v)) for k, v in value.items())
-        except (TypeError, ValueError):
-            raise ModelFormatError(f"model metadata 'names' keys must be class indices: "
-                                   f'{text[:120]!r}') from None
-        names = [f'class_{i}' for i in range(ordered[-1][0] + 1)] if ordered else []
-        for index, name in ordered:
-            names[index] = name
-        return tuple(names)
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value)
-    raise ModelFormatError(f"model metadata 'names' must be a list or dict, got {type(value).__name__}")
-
-
-def load_labels(path: str) -> tuple[str, ...]:
-    """Read a labels file: one class name per line (blank lines and '#' comments skipped)."""
-    try:
-        with open(path, encoding='utf-8') as f:
-            lines = [line.strip() for line in f]
-    except OSError as err:
-        raise ConfigError(f'cannot read labels_path {path!r} ({err.strerror}); give a text file with one '
-                          'class name per line, or leave labels_path empty to use the model metadata'
-                          ) from None
-    return tuple(line for line in lines if line and not line.startswith('#'))
-
 
 def resolve_class_names(decoder: Decoder, metadata: Mapping[str, str],
                         labels_path: str = '') -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -155,28 +156,15 @@ def _scene_gt(folder: Path) -> GroundTruth:
 
 
 def coco_rle_decode(text: str, height: int, width: int) -> np.ndarray:
-    """Decode a COCO compressed RLE string (MOTS txt) to an (H, W) bool mask (column-major runs)."""
-    counts, index, data = [], 0, text.encode('ascii')
-    while index < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            chunk = data[index] - 48
-            value |= (chunk & 0x1f) << (5 * shift)
-            more = bool(chunk & 0x20)
-            index += 1
-            shift += 1
-            if not more and chunk & 0x10:
-                value |= -1 << (5 * shift)
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    flat = np.zeros(height * width, bool)
-    position = 0
-    for k, run in enumerate(counts):
-        if k % 2:
-            flat[position:position + run] = True
-        position += run
-    return flat.reshape(width, height).T
+    """Decode a COCO compressed RLE string (MOTS txt) to an (H, W) bool mask, with pycocotools."""
+    from pycocotools import mask as coco_mask   # imported here: only MOTS txt ground truth needs it
+    try:
+        with warnings.catch_warnings():   # pycocotools 2.0.x's numpy-2 `copy=` notice, not ours to fix
+            warnings.simplefilter('ignore', DeprecationWarning)
+            decoded = coco_mask.decode({'size': [height, width], 'counts': text.encode('ascii')})
+    except (UnicodeEncodeError, ValueError, TypeError) as err:
+        raise InputError(f'bad COCO RLE for a {height}x{width} mask: {err}') from err
+    return decoded.astype(bool)
 
 
 def _mots_txt_gt(path: Path) -> GroundTruth:

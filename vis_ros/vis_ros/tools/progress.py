@@ -1,7 +1,8 @@
-"""A one-line progress bar on stderr (frames, frames/s, ETA); no tqdm needed.
+"""A one-line progress bar on stderr (frames, frames/s, ETA), drawn by tqdm.
 
-It redraws with a carriage return at most a few times a second, and stays silent when stderr is
-not a terminal unless forced, so logs of CI runs do not fill up with bar updates.
+It redraws at most a few times a second, and stays silent when stderr is not a terminal unless
+forced, so logs of CI runs do not fill up with bar updates. `Progress` keeps the small API the tools
+use (update / line / close, `count`) so callers never see tqdm's options.
 """
 from __future__ import annotations
 
@@ -9,9 +10,34 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from tqdm import tqdm
+
+# The rate as frames per second (tqdm's own {rate_fmt} would read "fr/s") and a free note (tqdm's
+# {postfix} starts with a comma); both are filled per draw.
+_BAR = '{desc} [{bar:20}] {n_fmt}/{total_fmt} {fps} ETA {remaining} {note}'
+_COUNT = '{desc} {n_fmt} {fps} {note}'
+
+
+def _format_dict(n: int, elapsed: float, **extra) -> dict:
+    rate = n / elapsed if elapsed > 0 else 0.0
+    return {'n': n, 'elapsed': elapsed, 'fps': f'{rate:.1f} fps', **extra}
+
+
+class _Bar(tqdm):
+    """tqdm with `fps` and `note` fields for the bar format."""
+
+    note = ''
+
+    @property
+    def format_dict(self):
+        """tqdm's fields plus `fps` and `note`."""
+        fields = super().format_dict
+        fields.update(_format_dict(fields['n'], fields['elapsed'], note=self.note))
+        return fields
+
 
 class Progress:
-    """Counts processed items of a known (or unknown) total and draws `[####....] n/N 12.3 fps ETA 4s`."""
+    """Counts processed items of a known (or unknown) total and draws `[####....] n/N 12.3 fps ETA 00:04`."""
 
     def __init__(self, total: Optional[int], label: str = '', stream: Optional[TextIO] = None,
                  enabled: Optional[bool] = None, min_interval_s: float = 0.25):
@@ -21,40 +47,27 @@ class Progress:
         stream = sys.stderr if stream is None else stream
         self.stream = stream
         self.enabled = stream.isatty() if enabled is None else enabled
-        self.min_interval_s = min_interval_s
         self.count = 0
         self._start = time.monotonic()
-        self._last_draw = 0.0
+        self._format = _BAR if total else _COUNT
+        self._bar = _Bar(total=total or None, desc=label, file=stream, disable=not self.enabled,
+                         mininterval=min_interval_s, miniters=1, ascii=' #', dynamic_ncols=False,
+                         bar_format=self._format, leave=True)
 
     def update(self, n: int = 1, note: str = '') -> None:
         """Add `n` processed items; redraw when due."""
         self.count += n
-        now = time.monotonic()
-        if self.enabled and now - self._last_draw >= self.min_interval_s:
-            self._last_draw = now
-            self._draw(now, note)
+        if self.enabled:
+            self._bar.note = note
+            self._bar.update(n)
 
     def line(self, now: Optional[float] = None, note: str = '') -> str:
         """Return the current bar as text."""
         elapsed = max(1e-9, (now or time.monotonic()) - self._start)
-        rate = self.count / elapsed
-        if self.total:
-            done = min(1.0, self.count / self.total)
-            bar = '#' * int(done * 20)
-            eta = (self.total - self.count) / rate if rate > 0 else float('inf')
-            eta_text = f'ETA {eta:.0f}s' if eta != float('inf') else 'ETA ?'
-            text = f'[{bar:<20}] {self.count}/{self.total} {rate:.1f} fps {eta_text}'
-        else:
-            text = f'{self.count} {rate:.1f} fps'
-        return f'{self.label} {text} {note}'.strip()
-
-    def _draw(self, now: float, note: str) -> None:
-        self.stream.write('\r' + self.line(now, note).ljust(79))
-        self.stream.flush()
+        fields = _format_dict(self.count, elapsed, total=self.total or None, prefix=self.label,
+                              note=note, ascii=' #', bar_format=self._format)
+        return tqdm.format_meter(**fields).strip()
 
     def close(self) -> None:
         """Draw the final state and end the line."""
-        if self.enabled:
-            self._draw(time.monotonic(), '')
-            self.stream.write('\n')
-            self.stream.flush()
+        self._bar.close()
