@@ -14,6 +14,7 @@ from rclpy.event_handler import PublisherEventCallbacks
 from sensor_msgs.msg import Image
 from vis_ros_msgs.msg import ClassTable, InstanceArray
 
+from vis_ros.core.covariance import class_table_version
 from vis_ros.core.overlay import draw_overlay, label_image
 from vis_ros.core.types import Track, Tracks, TrackState
 from vis_ros.ros import convert, qos
@@ -36,11 +37,14 @@ def select_tracks(tracks: Tracks, *, publish_tentative: bool, min_score: float) 
 def _detections(tracks: Sequence[Track], header, class_names: Sequence[str]):
     array = Detection2DArray(header=header)
     for track in tracks:
-        x1, y1, x2, y2 = (float(v) for v in track.box)
+        box = convert.kalman_box_fields(track)   # the same box as ~/instances (issue 15)
         det = Detection2D(header=header, id=str(track.track_id))
-        det.bbox.center.position.x, det.bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2
-        det.bbox.size_x, det.bbox.size_y = x2 - x1, y2 - y1
+        det.bbox.center.position.x, det.bbox.center.position.y = box['box_center_x'], box['box_center_y']
+        det.bbox.size_x, det.bbox.size_y = box['box_width'], box['box_height']
         hypothesis = ObjectHypothesisWithPose()
+        cov = box['box_covariance']   # BoundingBox2D has no covariance: x, y go in the pose's
+        hypothesis.pose.covariance[0], hypothesis.pose.covariance[1] = float(cov[0]), float(cov[1])
+        hypothesis.pose.covariance[6], hypothesis.pose.covariance[7] = float(cov[1]), float(cov[4])
         cid = int(track.class_id)
         hypothesis.hypothesis.class_id = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
         hypothesis.hypothesis.score = float(track.score)
@@ -66,6 +70,7 @@ class Outputs:
         """Create the publishers the NodeConfig asks for (~/instances and ~/classes always)."""
         self._node = node
         self._class_names = tuple(class_names)
+        self.class_table_version = 0   # set by publish_classes
 
         def publisher(msg_type, topic, profile):
             events = _events(node, node.resolve_topic_name(topic), profile)
@@ -85,7 +90,9 @@ class Outputs:
 
     def publish_classes(self, backend: str) -> None:
         """Send the latched class table of the configured backend."""
-        msg = ClassTable(backend=backend, class_names=list(self._class_names))
+        self.class_table_version = class_table_version(backend, self._class_names)
+        msg = ClassTable(backend=backend, class_names=list(self._class_names),
+                         version=self.class_table_version)
         msg.header.stamp = self._node.get_clock().now().to_msg()
         self.classes.publish(msg)
 
@@ -100,6 +107,7 @@ class Outputs:
         t0 = time.perf_counter()
         array = convert.tracks_to_instance_array(tracks, header, self._class_names,
                                                  publish_tentative=True)
+        array.class_table_version = self.class_table_version
         t1 = time.perf_counter()
         self.instances.publish(array)
         stages['instances_done'] = time.monotonic_ns()

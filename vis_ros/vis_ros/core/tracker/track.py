@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from vis_ros.core.tracker.kalman import box_estimate
 from vis_ros.core.tracker.observations import Observations
 from vis_ros.core.tracker.region import GridMask
 from vis_ros.core.types import Track, TrackState
@@ -111,7 +112,9 @@ class TrackRecord:
 
     def snapshot(self, mask: np.ndarray) -> Track:
         """Return the public, frozen view of this track for this step's output."""
-        return Track(track_id=self.track_id, state=self.state, box=self.box, mask=mask,
+        kalman_box, kalman_box_cov = box_estimate(self.mean, self.cov)
+        return Track(kalman_box=kalman_box, kalman_box_cov=kalman_box_cov,
+                     track_id=self.track_id, state=self.state, box=self.box, mask=mask,
                      score=self.score, class_id=self.class_id, age=self.age, hits=self.hits,
                      frames_since_seen=self.frames_since_seen,
                      velocity=(float(self.mean[4]), float(self.mean[5])),
