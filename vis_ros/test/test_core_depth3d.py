@@ -106,11 +106,13 @@ def test_velocity_comes_from_the_filter_and_lost_tracks_are_predicted_then_dropp
     last = out[1]
     t = stamps[40]   # LOST and no depth: the filter predicts along its velocity
     _, mask, _ = moving(t)
-    out = tracker.step(Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),)), None, None)
+    lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
+    out = tracker.step(lost, None, None)
     np.testing.assert_allclose(out[1].position, last.position + last.velocity * (t - stamps[39]), atol=1e-9)
     assert np.trace(out[1].position_cov) > np.trace(last.position_cov)
     t = stamps[39] + 0.31   # longer than stale_s since the last measurement
-    out = tracker.step(Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),)), None, None)
+    lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
+    out = tracker.step(lost, None, None)
     assert out == {}
     out = tracker.step(Tracks(int((t + 0.03) * 1e9), (H, W), (), ended_ids=(1,)), None, None)
     assert out == {} and tracker._filters == {}

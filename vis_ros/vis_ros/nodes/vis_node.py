@@ -31,6 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vis_ros.core.errors import InputError, VisError
 from vis_ros.core.types import Frame, TrackState
 from vis_ros.ros import convert, qos
+from vis_ros.ros.depth_input import DepthInput, depth_config
 from vis_ros.ros.diagnostics import NodeStats, build_diagnostics
 from vis_ros.ros.input_watch import InputWatch
 from vis_ros.ros.outputs import Outputs, select_tracks
@@ -60,6 +61,7 @@ class VisNode(LifecycleNode):
         self._worker: Optional[FrameWorker] = None
         self._subscription = self._watch = None
         self._tunables = {}
+        self._depth_config = self._depth = None   # issue 15: optional depth input (ros/depth_input.py)
         self._autostart_timer = None
         if self.get_parameter('autostart').value:
             self._autostart_timer = self.create_timer(0.01, self._autostart)
@@ -75,6 +77,7 @@ class VisNode(LifecycleNode):
         try:
             values = {name: self.get_parameter(name).value for name in self._table}
             self.config = read_config(values, self._table)
+            self._depth_config = depth_config(self.config.depth_options)
             self._pipeline = Pipeline.build(self.config.backend, self.config.backend_options,
                                             self.config.tracker_options)
         except VisError as err:
@@ -106,6 +109,8 @@ class VisNode(LifecycleNode):
         self._slot = LatestSlot()
         self._worker = FrameWorker(self._slot, self._process, self._min_period_s)
         self._worker.start()
+        if self._depth_config is not None:
+            self._depth = DepthInput(self, self._depth_config)
         self._watch = InputWatch(self, 'image', requested, type_name, self.config.qos_warn_after_s)
         self._subscription = self.create_subscription(
             msg_type, 'image', self._on_image, requested, event_callbacks=self._watch.event_callbacks())
@@ -136,6 +141,9 @@ class VisNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_processing(self) -> None:
+        if self._depth is not None:
+            self._depth.destroy()
+            self._depth = None
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
@@ -223,7 +231,11 @@ class VisNode(LifecycleNode):
         result = self._pipeline.process(frame)
         shown = select_tracks(result.tracks, publish_tentative=self._tunables['publish_tentative'],
                               min_score=self._tunables['min_score'])
-        out_stages = self._outputs.publish(shown, msg.header, frame.image, self._tunables['overlay_alpha'])
+        estimates, depth_ms = self._depth.estimates(result.tracks) if self._depth else (None, None)
+        out_stages = self._outputs.publish(shown, msg.header, frame.image, self._tunables['overlay_alpha'],
+                                           estimates=estimates)
+        if depth_ms is not None:
+            out_stages['depth'] = depth_ms
         self._record(item, start_ns, convert_ms, result, out_stages)
 
     def _record(self, item: SlotItem, start_ns: int, convert_ms: float, result, out_stages: dict) -> None:
@@ -253,7 +265,8 @@ class VisNode(LifecycleNode):
             self.get_fully_qualified_name(), self.get_clock().now().to_msg(), stats,
             received=stats.received_before + (slot.received if slot else 0),
             dropped=stats.dropped_before + (slot.dropped if slot else 0),
-            backend=info.name, device=info.device, active=self._subscription is not None))
+            backend=info.name, device=info.device, active=self._subscription is not None,
+            extra=self._depth.diagnostics() if self._depth else ()))
 
 
 def main(args=None) -> int:

@@ -18,6 +18,7 @@ from vis_ros.core.covariance import class_table_version
 from vis_ros.core.overlay import draw_overlay, label_image
 from vis_ros.core.types import Track, Tracks, TrackState
 from vis_ros.ros import convert, qos
+from vis_ros.ros.markers import MarkerArray, MarkerTracker
 
 try:  # vision_msgs is optional (interop only); ~/detections exists only where it imports
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -87,6 +88,11 @@ class Outputs:
         # Plain (not lifecycle) publisher: the class table is latched configuration, valid from
         # configure on, and late subscribers get it through transient-local durability.
         self.classes = node.create_publisher(ClassTable, '~/classes', qos.LATCHED)
+        # issue 15: ~/markers (RViz boxes at the 3D positions) exists when the depth input is on
+        self.markers = self._marker_tracker = None
+        if config.depth_options.get('enabled'):
+            self.markers = publisher(MarkerArray, '~/markers', qos.INSTANCES_OUT)
+            self._marker_tracker = MarkerTracker(class_names)
 
     def publish_classes(self, backend: str) -> None:
         """Send the latched class table of the configured backend."""
@@ -96,8 +102,12 @@ class Outputs:
         msg.header.stamp = self._node.get_clock().now().to_msg()
         self.classes.publish(msg)
 
-    def publish(self, tracks: Tracks, header, image, overlay_alpha: float) -> dict[str, float]:
+    def publish(self, tracks: Tracks, header, image, overlay_alpha: float,
+                estimates=None) -> dict[str, float]:
         """Publish one frame's outputs with the source `header`.
+
+        estimates: {track id: core Estimate3D} from the depth input (None without one): the 3D
+        block of ~/instances and ~/markers.
 
         Returns stage milliseconds: encode (InstanceArray build), publish (~/instances sent),
         then labels / overlay / detections when someone subscribes to them, and `instances_done`:
@@ -108,6 +118,8 @@ class Outputs:
         array = convert.tracks_to_instance_array(tracks, header, self._class_names,
                                                  publish_tentative=True)
         array.class_table_version = self.class_table_version
+        if estimates is not None:
+            convert.set_positions_3d(array, estimates)
         t1 = time.perf_counter()
         self.instances.publish(array)
         stages['instances_done'] = time.monotonic_ns()
@@ -123,6 +135,10 @@ class Outputs:
             self.overlay.publish(convert.rgb_to_image(picture, header))
             stages['overlay'] = (time.perf_counter() - t3) * 1e3
         t4 = time.perf_counter()
+        if self.markers is not None and estimates is not None:   # always: its DELETEs must not be lost
+            self.markers.publish(self._marker_tracker.build(tracks.tracks, estimates, header))
+            stages['markers'] = (time.perf_counter() - t4) * 1e3
+        t4 = time.perf_counter()
         if self.detections is not None and self.detections.get_subscription_count() > 0:
             self.detections.publish(_detections(tracks.tracks, header, self._class_names))
             stages['detections'] = (time.perf_counter() - t4) * 1e3
@@ -130,8 +146,8 @@ class Outputs:
 
     def destroy(self) -> None:
         """Destroy every publisher (the node stays)."""
-        for pub in (self.instances, self.labels, self.overlay, self.detections):
+        for pub in (self.instances, self.labels, self.overlay, self.detections, self.markers):
             if pub is not None:
                 self._node.destroy_lifecycle_publisher(pub)
         self._node.destroy_publisher(self.classes)
-        self.instances = self.labels = self.overlay = self.detections = self.classes = None
+        self.instances = self.labels = self.overlay = self.detections = self.classes = self.markers = None

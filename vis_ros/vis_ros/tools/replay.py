@@ -27,6 +27,7 @@ import numpy as np
 from vis_ros.core.errors import BagError, InputError, OutOfOrderFrame, VisError
 from vis_ros.core.types import Frame
 from vis_ros.tools.bag_io import BagReader, format_topics
+from vis_ros.tools.depth_tools import BagDepth
 from vis_ros.tools.params_file import NodeParams, load_node_params
 from vis_ros.tools.progress import Progress
 from vis_ros.tools.replay_outputs import ReplayOutputs, prepare_out_dir
@@ -82,7 +83,8 @@ class ReplayStats:
 def choose_topic(reader: BagReader, requested: Optional[str]):
     """Pick the image topic to replay; BagError lists what the bag holds when none fits."""
     topics = reader.topics()
-    images = [t for t in topics if t.is_image]
+    # a depth topic is an input of the colour frames, not a candidate (tools/depth_tools.py)
+    images = [t for t in topics if t.is_image and 'depth' not in t.topic]
     table = format_topics(topics)
     if requested is None:
         if len(images) == 1:
@@ -123,6 +125,7 @@ class Replayer:
         self.stats = ReplayStats()
         self.pipeline = None
         self.outputs: Optional[ReplayOutputs] = None
+        self.depth = None   # tools/depth_tools.BagDepth when the bag has depth + camera_info
 
     def _window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
         if self.args.start < 0 or (self.args.duration is not None and self.args.duration <= 0):
@@ -144,8 +147,9 @@ class Replayer:
         shown = select_tracks(result.tracks,
                               publish_tentative=bool(self.node.get('publish_tentative', False)),
                               min_score=float(self.node.get('min_score', 0.0)))
+        estimates = self.depth.step(index, result.tracks) if self.depth else None
         t2 = time.perf_counter()
-        record = self.outputs.write(index, bag_time_ns, raw, msg.header, frame, shown)
+        record = self.outputs.write(index, bag_time_ns, raw, msg.header, frame, shown, estimates=estimates)
         t3 = time.perf_counter()
         self.stats.track_ids.update(record['ids'])
         self.stats.frames += 1
@@ -250,6 +254,8 @@ def replay(args: argparse.Namespace, argv: Sequence[str]) -> dict:
             rep.outputs = ReplayOutputs(args.out, topic.topic, conn, rep.pipeline.backend.info.class_names,
                                         rep.backend, float(rep.node.get('overlay_alpha', 0.45)),
                                         _video_fps(topic, reader))
+            rep.depth = BagDepth.open(reader, args.out, {k[len('depth.'):]: v for k, v in rep.node.items()
+                                                         if k.startswith('depth.')})
             error = None
             try:
                 rep.run(reader, topic)
@@ -260,7 +266,11 @@ def replay(args: argparse.Namespace, argv: Sequence[str]) -> dict:
                 error = err
             finally:
                 rep.outputs.close()
+                if rep.depth is not None:
+                    rep.depth.close()
             summary = _summary(rep, topic, reader, argv, error)
+            if rep.depth is not None:
+                summary['depth'] = rep.depth.summary()
             (args.out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
         finally:
             rep.pipeline.close()

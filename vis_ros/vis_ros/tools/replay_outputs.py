@@ -93,13 +93,15 @@ class ReplayOutputs:
         self.bag.write(TOPIC_CLASSES, bag_time_ns, self.bag.serialize(table, 'vis_ros_msgs/msg/ClassTable'))
 
     def write(self, index: int, bag_time_ns: int, raw_input: bytes, header, frame: Frame,
-              shown: Tracks) -> dict:
+              shown: Tracks, estimates=None) -> dict:
         """Write one frame's messages, overlay video frame and JSON line; returns the record."""
         from vis_ros.ros import cdr, convert
         if self.frames_written == 0:
             self._write_class_table(bag_time_ns, frame.stamp_ns)
         array = convert.tracks_to_instance_array(shown, header, self.class_names, publish_tentative=True)
         array.class_table_version = class_table_version(self.backend, self.class_names)
+        if estimates is not None:   # the 3D block, from the bag's depth (tools/depth_tools.py)
+            convert.set_positions_3d(array, estimates)
         labels = label_image(shown.tracks, frame.height, frame.width)
         overlay = draw_overlay(frame.image, shown.tracks, self.class_names, alpha=self.overlay_alpha)
         self.bag.write(self.input_topic, bag_time_ns, raw_input)
