@@ -170,16 +170,19 @@ def test_rclpy_padding_is_zeroed_so_payloads_are_reproducible():
     from vis_ros.tools.bag_io import deserialize_cdr, make_typestore
     msg = InstanceArray(header=convert.make_header(1_700_000_000_000_000_000, 'camera'),
                         image_width=W, image_height=H)
-    raw = cdr.serialize(msg)        # ends with Fast-CDR alignment after the empty ended_ids
+    raw = cdr.serialize(msg)        # Fast-CDR alignment after the empty ended_ids, then the version
     store = make_typestore()
     canonical = bytes(store.serialize_cdr(deserialize_cdr(store, raw, 'vis_ros_msgs/msg/InstanceArray'),
                                           'vis_ros_msgs/msg/InstanceArray'))
     assert cdr.deserialize(canonical, InstanceArray) == msg
-    # header: 4 encapsulation + 8 stamp + 4 length + 'camera\0' = 23 bytes, then one padding byte
-    assert canonical[23] == 0 and canonical[:23] == raw[:23] and canonical[24:] == raw[24:len(canonical)]
-    from rosbags.serde import SerdeError
-    with pytest.raises(SerdeError, match='size mismatch'):   # why deserialize_cdr is lenient
-        store.deserialize_cdr(raw, 'vis_ros_msgs/msg/InstanceArray')
+    # header: 4 encapsulation + 8 stamp + 4 length + 'camera\0' = 23 bytes, then one padding byte;
+    # sizes and two empty sequence lengths end at 40, then 4 padding bytes before the uint64 version
+    assert len(canonical) == len(raw) == 52
+    assert canonical[23] == 0 and canonical[40:44] == bytes(4)
+    assert canonical[:23] == raw[:23] and canonical[24:40] == raw[24:40] and canonical[44:] == raw[44:]
+    # issue 15 layout: rclpy's own bytes now deserialize in rosbags without the lenient path
+    strict = store.deserialize_cdr(raw, 'vis_ros_msgs/msg/InstanceArray')
+    assert bytes(store.serialize_cdr(strict, 'vis_ros_msgs/msg/InstanceArray')) == canonical
 
 
 def test_replays_are_deterministic_across_runs_and_storage_formats(scene_run, tmp_path):

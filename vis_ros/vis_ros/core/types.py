@@ -169,6 +169,9 @@ class Track:
     mask: (H, W) bool (the last mask, moved with the prediction when LOST).
     velocity: (vx, vy) of the box center in pixels per second.
     detection_index: index of the matched instance in this step's input, -1 if none.
+    kalman_box: optional (4,) float32 [cx, cy, w, h], the filter's box (filtered when matched,
+        predicted when LOST); None when the track did not come from the tracker's filter.
+    kalman_box_cov: optional (4, 4) float32 covariance of kalman_box (px^2), with it.
     """
 
     track_id: int
@@ -182,6 +185,8 @@ class Track:
     frames_since_seen: int
     velocity: tuple[float, float] = (0.0, 0.0)
     detection_index: int = -1
+    kalman_box: Optional[np.ndarray] = None
+    kalman_box_cov: Optional[np.ndarray] = None
 
     def __post_init__(self):
         if int(self.track_id) <= 0:
@@ -189,6 +194,13 @@ class Track:
         object.__setattr__(self, 'state', TrackState(self.state))
         object.__setattr__(self, 'box', _check_array('Track.box', self.box, np.float32, (4,)))
         object.__setattr__(self, 'mask', _check_array('Track.mask', self.mask, np.bool_, (None, None)))
+        if (self.kalman_box is None) != (self.kalman_box_cov is None):
+            raise InputError('Track.kalman_box and Track.kalman_box_cov come together (both or neither)')
+        if self.kalman_box is not None:
+            object.__setattr__(self, 'kalman_box',
+                               _check_array('Track.kalman_box', self.kalman_box, np.float32, (4,)))
+            object.__setattr__(self, 'kalman_box_cov',
+                               _check_array('Track.kalman_box_cov', self.kalman_box_cov, np.float32, (4, 4)))
 
 
 @dataclass(frozen=True, slots=True)

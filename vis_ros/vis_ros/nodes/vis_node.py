@@ -45,6 +45,7 @@ from vis_ros.core.errors import ConfigError, InputError, VisError
 from vis_ros.core.stream import PublicIds, StreamAction, StreamWatch
 from vis_ros.core.types import Frame, TrackState
 from vis_ros.ros import convert, qos
+from vis_ros.ros.depth_input import DepthInput, depth_config
 from vis_ros.ros.diagnostics import NodeStats, build_diagnostics
 from vis_ros.ros.input_watch import InputWatch
 from vis_ros.ros.outputs import Outputs
@@ -84,6 +85,7 @@ class VisNode(LifecycleNode):
         self._worker: Optional[FrameWorker] = None
         self._subscription = self._watch = None
         self._tunables = {}
+        self._depth_config = self._depth = None   # issue 15: optional depth input (ros/depth_input.py)
         self._autostart_timer = None
         if self.get_parameter('autostart').value:
             self._autostart_timer = self.create_timer(0.01, self._autostart)
@@ -112,6 +114,7 @@ class VisNode(LifecycleNode):
         try:
             values = {name: self.get_parameter(name).value for name in self._table}
             self.config = read_config(values, self._table)
+            self._depth_config = depth_config(self.config.depth_options)
             self._pipeline = Pipeline.build(self.config.backend, self.config.backend_options,
                                             self.config.tracker_options)
             self._pipeline.tracker.continue_ids(self._next_id)   # ids never restart in a process
@@ -146,6 +149,8 @@ class VisNode(LifecycleNode):
         self._stats.mark_active()
         self._worker = FrameWorker(self._slot, self._process, self._min_period_s)
         self._worker.start()
+        if self._depth_config is not None:
+            self._depth = DepthInput(self, self._depth_config)
         self._watch = InputWatch(self, 'image', requested, type_name, self.config.qos_warn_after_s)
         self._subscription = self.create_subscription(
             msg_type, 'image', self._on_image, requested, event_callbacks=self._watch.event_callbacks())
@@ -215,6 +220,9 @@ class VisNode(LifecycleNode):
                                         'stuck?); its backend stays allocated')
                 return False
             self._worker = None
+        if self._depth is not None:   # after the worker: _process reads it
+            self._depth.destroy()
+            self._depth = None
         if self._slot is not None:   # keep the counts across deactivate/activate
             self._stats.received_before += self._slot.received
             self._stats.dropped_before += self._slot.dropped
@@ -303,7 +311,11 @@ class VisNode(LifecycleNode):
         result = self._pipeline.process(frame)
         shown = self._public.select(result.tracks, publish_tentative=self._tunables['publish_tentative'],
                                     min_score=self._tunables['min_score'])
-        out_stages = self._outputs.publish(shown, msg.header, frame.image, self._tunables['overlay_alpha'])
+        estimates, depth_ms = self._depth.estimates(result.tracks) if self._depth else (None, None)
+        out_stages = self._outputs.publish(shown, msg.header, frame.image, self._tunables['overlay_alpha'],
+                                           estimates=estimates)
+        if depth_ms is not None:
+            out_stages['depth'] = depth_ms
         self._last_frame = (msg.header.frame_id, frame.image.shape[:2])
         self._record(item, start_ns, convert_ms, result, out_stages)
 
@@ -349,7 +361,8 @@ class VisNode(LifecycleNode):
             received=stats.received_before + (slot.received if slot else 0),
             dropped=stats.dropped_before + (slot.dropped if slot else 0),
             backend=info.name, device=info.device, active=self._subscription is not None,
-            stall_s=max(3.0, 3.0 * self._min_period_s())))
+            stall_s=max(3.0, 3.0 * self._min_period_s()),
+            extra=self._depth.diagnostics() if self._depth else ()))
 
 
 def main(args=None) -> int:

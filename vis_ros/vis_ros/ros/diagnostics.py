@@ -150,7 +150,8 @@ def diagnostic_level(stats: NodeStats, now: float, *, receiving: bool, active: b
 
 
 def build_diagnostics(node_name: str, stamp, stats: NodeStats, *, received: int, dropped: int,
-                      backend: str, device: str, active: bool, stall_s: float = 3.0) -> DiagnosticArray:
+                      backend: str, device: str, active: bool, stall_s: float = 3.0,
+                      extra: Iterable[tuple[str, object]] = ()) -> DiagnosticArray:
     """One DiagnosticArray with the node's status and every key documented above."""
     now = time.monotonic()
     input_rate, output_rate = stats.input_rate.rate_hz(now), stats.output_rate.rate_hz(now)
@@ -165,6 +166,7 @@ def build_diagnostics(node_name: str, stamp, stats: NodeStats, *, received: int,
         ('tracks_confirmed', stats.track_counts['confirmed']), ('tracks_lost', stats.track_counts['lost']),
         ('tracks_tentative', stats.track_counts['tentative']), ('tracks_ended_total', stats.ended_total),
     ]
+    values += list(extra)   # e.g. the depth input's counters (ros/depth_input.py)
     for stage, (p50, p99) in sorted(stats.percentiles().items()):
         values += [(f'latency_{stage}_p50_ms', f'{p50:.3f}'), (f'latency_{stage}_p99_ms', f'{p99:.3f}')]
     status = DiagnosticStatus(level=level, name=f'vis_ros: {node_name}', message=message,

@@ -12,6 +12,7 @@ import numpy as np
 from sensor_msgs.msg import RegionOfInterest
 from vis_ros_msgs.msg import Instance, InstanceArray
 
+from vis_ros.core.covariance import pack_upper, unpack_upper
 from vis_ros.core.errors import InputError
 from vis_ros.core.masks import Roi, decode_mask, encode_mask
 from vis_ros.core.types import Track, Tracks, TrackState
@@ -37,7 +38,50 @@ def track_to_instance(track: Track, class_names: Sequence[str]) -> Instance:
         velocity_x=float(track.velocity[0]), velocity_y=float(track.velocity[1]),
         roi=RegionOfInterest(x_offset=roi.x, y_offset=roi.y, width=roi.width, height=roi.height,
                              do_rectify=False),
-        mask_rle=rle)   # bytes: rclpy's fast path for uint8[]
+        mask_rle=rle,   # bytes: rclpy's fast path for uint8[]
+        **kalman_box_fields(track))
+
+
+# ---- issue 15: Kalman box and 3D block -------------------------------------------------------
+_UNKNOWN_BOX_COV = np.array([-1.0] + [0.0] * 9, np.float32)   # box_covariance[0] = -1: unknown
+
+
+def kalman_box_fields(track: Track) -> dict:
+    """Instance fields of the track's Kalman box (the mask's box with unknown covariance if none)."""
+    if track.kalman_box is not None:
+        (cx, cy, w, h), cov = track.kalman_box, pack_upper(track.kalman_box_cov)
+    else:
+        x1, y1, x2, y2 = (float(v) for v in track.box)
+        cx, cy, w, h, cov = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, _UNKNOWN_BOX_COV
+    return dict(box_center_x=float(cx), box_center_y=float(cy), box_width=float(w),
+                box_height=float(h), box_covariance=cov)
+
+
+def instance_kalman_box(instance) -> tuple[np.ndarray, np.ndarray] | None:
+    """([cx, cy, w, h] float32, (4, 4) float32 covariance) of an Instance, None if unknown."""
+    cov = np.asarray(getattr(instance, 'box_covariance', _UNKNOWN_BOX_COV), np.float32)
+    if cov.size != 10 or cov[0] < 0:
+        return None
+    box = np.array([instance.box_center_x, instance.box_center_y, instance.box_width,
+                    instance.box_height], np.float32)
+    return box, unpack_upper(cov, 4).astype(np.float32)
+
+
+def set_positions_3d(msg, estimates) -> None:
+    """Fill the 3D block of each Instance in `msg` from `estimates` {track id: core Estimate3D}.
+
+    Instances without an estimate keep has_position_3d false and zeros (the message default).
+    """
+    for inst in msg.instances:
+        est = estimates.get(int(inst.id))
+        if est is None:
+            continue
+        inst.has_position_3d = True
+        inst.position_3d = np.asarray(est.position, np.float32)
+        inst.position_3d_covariance = pack_upper(est.position_cov)
+        inst.velocity_3d = np.asarray(est.velocity, np.float32)
+        inst.velocity_3d_covariance = pack_upper(est.velocity_cov)
+        inst.size_3d = np.asarray(est.size, np.float32)
 
 
 def tracks_to_instance_array(tracks: Tracks, header, class_names: Sequence[str],
@@ -88,8 +132,8 @@ def instance_array_to_masks(msg) -> dict[int, np.ndarray]:
 def instance_array_to_tracks(msg) -> Tracks:
     """Rebuild the core Tracks an InstanceArray describes (the inverse of tracks_to_instance_array).
 
-    Each track's box is its mask's ROI (the tracker's own box, e.g. a Kalman prediction, is not on
-    the wire) and detection_index is -1.
+    Each track's box is its mask's ROI, its kalman_box the message's Kalman box (None when the
+    message says unknown), and detection_index is -1.
     """
     height, width = _image_size(msg)
     tracks = []
@@ -100,7 +144,10 @@ def instance_array_to_tracks(msg) -> Tracks:
         except ValueError:
             raise InputError(f'Instance id {int(inst.id)} has state {int(inst.state)}; '
                              'expected 0..3 (STATE_* constants)') from None
+        kalman = instance_kalman_box(inst)
         tracks.append(Track(
+            kalman_box=None if kalman is None else kalman[0],
+            kalman_box_cov=None if kalman is None else kalman[1],
             track_id=int(inst.id), state=state, box=np.array([x, y, x + w, y + h], np.float32),
             mask=instance_mask(inst, height, width), score=float(inst.score),
             class_id=int(inst.class_id), age=int(inst.age), hits=int(inst.hits),

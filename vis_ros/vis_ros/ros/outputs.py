@@ -15,9 +15,11 @@ from rclpy.event_handler import PublisherEventCallbacks
 from sensor_msgs.msg import Image
 from vis_ros_msgs.msg import ClassTable, InstanceArray
 
+from vis_ros.core.covariance import class_table_version
 from vis_ros.core.overlay import draw_overlay, label_image
 from vis_ros.core.types import Track, Tracks, TrackState
 from vis_ros.ros import convert, qos
+from vis_ros.ros.markers import MarkerArray, MarkerTracker
 
 try:  # vision_msgs is optional (interop only); ~/detections exists only where it imports
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -41,11 +43,14 @@ def select_tracks(tracks: Tracks, *, publish_tentative: bool, min_score: float) 
 def _detections(tracks: Sequence[Track], header, class_names: Sequence[str]):
     array = Detection2DArray(header=header)
     for track in tracks:
-        x1, y1, x2, y2 = (float(v) for v in track.box)
+        box = convert.kalman_box_fields(track)   # the same box as ~/instances (issue 15)
         det = Detection2D(header=header, id=str(track.track_id))
-        det.bbox.center.position.x, det.bbox.center.position.y = (x1 + x2) / 2, (y1 + y2) / 2
-        det.bbox.size_x, det.bbox.size_y = x2 - x1, y2 - y1
+        det.bbox.center.position.x, det.bbox.center.position.y = box['box_center_x'], box['box_center_y']
+        det.bbox.size_x, det.bbox.size_y = box['box_width'], box['box_height']
         hypothesis = ObjectHypothesisWithPose()
+        cov = box['box_covariance']   # BoundingBox2D has no covariance: x, y go in the pose's
+        hypothesis.pose.covariance[0], hypothesis.pose.covariance[1] = float(cov[0]), float(cov[1])
+        hypothesis.pose.covariance[6], hypothesis.pose.covariance[7] = float(cov[1]), float(cov[4])
         cid = int(track.class_id)
         hypothesis.hypothesis.class_id = class_names[cid] if 0 <= cid < len(class_names) else str(cid)
         hypothesis.hypothesis.score = float(track.score)
@@ -71,6 +76,7 @@ class Outputs:
         """Create the publishers the NodeConfig asks for (~/instances and ~/classes always)."""
         self._node = node
         self._class_names = tuple(class_names)
+        self.class_table_version = 0   # set by publish_classes
 
         def publisher(msg_type, topic, profile):
             events = _events(node, node.resolve_topic_name(topic), profile)
@@ -87,15 +93,26 @@ class Outputs:
         # Plain (not lifecycle) publisher: the class table is latched configuration, valid from
         # configure on, and late subscribers get it through transient-local durability.
         self.classes = node.create_publisher(ClassTable, '~/classes', qos.LATCHED)
+        # issue 15: ~/markers (RViz boxes at the 3D positions) exists when the depth input is on
+        self.markers = self._marker_tracker = None
+        if config.depth_options.get('enabled'):
+            self.markers = publisher(MarkerArray, '~/markers', qos.INSTANCES_OUT)
+            self._marker_tracker = MarkerTracker(class_names)
 
     def publish_classes(self, backend: str) -> None:
         """Send the latched class table of the configured backend."""
-        msg = ClassTable(backend=backend, class_names=list(self._class_names))
+        self.class_table_version = class_table_version(backend, self._class_names)
+        msg = ClassTable(backend=backend, class_names=list(self._class_names),
+                         version=self.class_table_version)
         msg.header.stamp = self._node.get_clock().now().to_msg()
         self.classes.publish(msg)
 
-    def publish(self, tracks: Tracks, header, image, overlay_alpha: float) -> dict[str, float]:
+    def publish(self, tracks: Tracks, header, image, overlay_alpha: float,
+                estimates=None) -> dict[str, float]:
         """Publish one frame's outputs with the source `header`.
+
+        estimates: {track id: core Estimate3D} from the depth input (None without one): the 3D
+        block of ~/instances and ~/markers.
 
         Returns stage milliseconds: encode (InstanceArray build), publish (~/instances sent),
         then labels / overlay / detections when someone subscribes to them, and `instances_done`:
@@ -105,6 +122,9 @@ class Outputs:
         t0 = time.perf_counter()
         array = convert.tracks_to_instance_array(tracks, header, self._class_names,
                                                  publish_tentative=True)
+        array.class_table_version = self.class_table_version
+        if estimates is not None:
+            convert.set_positions_3d(array, estimates)
         t1 = time.perf_counter()
         self.instances.publish(array)
         stages['instances_done'] = time.monotonic_ns()
@@ -119,6 +139,10 @@ class Outputs:
             picture = draw_overlay(image, tracks.tracks, self._class_names, alpha=overlay_alpha)
             self.overlay.publish(convert.rgb_to_image(picture, header))
             stages['overlay'] = (time.perf_counter() - t3) * 1e3
+        t4 = time.perf_counter()
+        if self.markers is not None and estimates is not None:   # always: its DELETEs must not be lost
+            self.markers.publish(self._marker_tracker.build(tracks.tracks, estimates, header))
+            stages['markers'] = (time.perf_counter() - t4) * 1e3
         t4 = time.perf_counter()
         if self.detections is not None and self.detections.get_subscription_count() > 0:
             self.detections.publish(_detections(tracks.tracks, header, self._class_names))
@@ -136,8 +160,8 @@ class Outputs:
 
     def destroy(self) -> None:
         """Destroy every publisher (the node stays)."""
-        for pub in (self.instances, self.labels, self.overlay, self.detections):
+        for pub in (self.instances, self.labels, self.overlay, self.detections, self.markers):
             if pub is not None:
                 self._node.destroy_lifecycle_publisher(pub)
         self._node.destroy_publisher(self.classes)
-        self.instances = self.labels = self.overlay = self.detections = self.classes = None
+        self.instances = self.labels = self.overlay = self.detections = self.classes = self.markers = None

@@ -21,7 +21,7 @@ import json
 import sys
 import textwrap
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -120,6 +120,13 @@ def tracker_param_specs() -> tuple[ParamSpec, ...]:
                                       o.choices)) for o in dataclass_options(TrackerConfig))
 
 
+def depth_param_specs() -> tuple[ParamSpec, ...]:
+    """`depth.<field>` specs from the DepthConfig dataclass (issue 15: 3D from a depth image)."""
+    from vis_ros.core.depth3d import DepthConfig
+    return tuple(ParamSpec(OptionSpec(f'depth.{o.name}', o.default, o.description, o.min, o.max,
+                                      o.choices)) for o in dataclass_options(DepthConfig))
+
+
 def all_param_specs(log=None) -> dict[str, ParamSpec]:
     """Every parameter the node declares, by full name; backends that cannot import are skipped."""
     table = {spec.name: spec for spec in NODE_PARAMS}
@@ -130,6 +137,7 @@ def all_param_specs(log=None) -> dict[str, ParamSpec]:
             if log:
                 log(f'no parameters for backend {backend!r}: {err}')
     table.update({s.name: s for s in tracker_param_specs()})
+    table.update({s.name: s for s in depth_param_specs()})
     return table
 
 
@@ -253,6 +261,7 @@ class NodeConfig:
     diagnostics_window_s: float
     backend_options: Mapping[str, Any]
     tracker_options: Mapping[str, Any]
+    depth_options: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
 
 def read_config(values: Mapping[str, Any], table: Mapping[str, ParamSpec]) -> NodeConfig:
@@ -267,7 +276,9 @@ def read_config(values: Mapping[str, Any], table: Mapping[str, ParamSpec]) -> No
         backend_options=types.MappingProxyType(
             {n[len(prefix):]: v for n, v in checked.items() if n.startswith(prefix)}),
         tracker_options=types.MappingProxyType(
-            {n[len('tracker.'):]: v for n, v in checked.items() if n.startswith('tracker.')}))
+            {n[len('tracker.'):]: v for n, v in checked.items() if n.startswith('tracker.')}),
+        depth_options=types.MappingProxyType(
+            {n[len('depth.'):]: v for n, v in checked.items() if n.startswith('depth.')}))
 
 
 def _yaml_value(value) -> str:
@@ -294,7 +305,7 @@ def params_yaml(backend: str, table: Mapping[str, ParamSpec]) -> str:
              '# Use: ros2 launch vis_ros vis_ros.launch.py backend:=' + backend,
              '#      or: vis_node --ros-args --params-file this.yaml -p autostart:=true',
              '/**:', '  ros__parameters:']
-    groups: dict[str, list[ParamSpec]] = {'': [], backend: [], 'tracker': []}
+    groups: dict[str, list[ParamSpec]] = {'': [], backend: [], 'tracker': [], 'depth': []}
     for spec in table.values():
         group = spec.name.split('.', 1)[0] if '.' in spec.name else ''
         if group in groups:

@@ -22,6 +22,7 @@ import numpy as np
 
 from vis_ros.core.errors import VisError
 from vis_ros.core.metrics import boundary_f, jaccard, mask_similarity, mot_metrics
+from vis_ros.tools.depth_tools import depth_errors, format_depth
 from vis_ros.tools.eval_data import (
     GroundTruth, Predictions, check_complete, gt_name, load_ground_truth, load_predictions, parse_states)
 
@@ -108,6 +109,9 @@ def evaluate_sequence(pred_path: Path, gt_path: Path, states, layout: str = 'aut
     gt = load_ground_truth(gt_path, layout)
     scorer = score_single if gt.kind == 'single' else score_multi
     result = scorer(gt, pred, states)
+    depth = depth_errors(pred, gt, pred_path, gt_path, states)   # with depth_truth.json + tracks3d.jsonl
+    if depth is not None:
+        result['depth'] = depth
     scored = len(result['frames'])
     result.update({'name': gt_name(gt, pred), 'pred': str(pred_path), 'gt': str(gt_path),
                    'layout': gt.layout, 'gt_frames': gt.num_frames, 'frames_scored': scored,
@@ -173,6 +177,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f'vis-ros eval: WARNING: {result["name"]} is INCOMPLETE: {result["incomplete"]}',
                   file=sys.stderr)
     print(report['headline_text'])
+    for result in results:
+        if 'depth' in result:
+            print(f'{result["name"]}: {format_depth(result["depth"])}')
     print(f'report: {args.out / "REPORT.md"}')
     return 0
 

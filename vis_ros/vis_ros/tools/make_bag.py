@@ -28,6 +28,7 @@ import numpy as np
 
 from vis_ros.core.errors import InputError, VisError
 from vis_ros.tools.bag_io import STORAGES, BagWriter
+from vis_ros.tools.depth_tools import DepthBagWriter, save_depth_truth
 from vis_ros.tools.stop_signals import Interrupted, StopSignals
 
 EPOCH_NS = 1_700_000_000 * 1_000_000_000
@@ -44,6 +45,7 @@ class Source:
     count: Optional[int]
     description: str
     scene: object = None
+    depth: object = None   # a core.synthetic_depth.DepthScene with --depth (issue 15)
 
 
 _PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
@@ -115,26 +117,32 @@ def _video_source(path: Path, limit: Optional[int]) -> Source:
     return Source(_video_frames(capture, path, limit), float(fps), count, f'video {path}')
 
 
-def _synthetic_source(spec: str, limit: Optional[int], size: tuple[int, int], seed: int) -> Source:
+def _synthetic_source(spec: str, limit: Optional[int], size: tuple[int, int], seed: int,
+                      depth: bool = False) -> Source:
     from vis_ros.core.synthetic import PRESETS, make_scene
+    from vis_ros.core.synthetic_depth import make_depth_scene
     preset = spec[len(SYNTHETIC):]
     if preset not in PRESETS:
         raise InputError(f'unknown synthetic preset {preset!r}; '
                          f'choose synthetic:<one of {", ".join(PRESETS)}>')
     width, height = size
-    scene = make_scene(preset, seed=seed, num_frames=limit, height=height, width=width)
+    depth_scene = make_depth_scene(preset, seed, limit, height, width) if depth else None
+    scene = depth_scene.scene if depth else make_scene(preset, seed=seed, num_frames=limit, height=height,
+                                                       width=width)
     first = int(scene.stamps_ns[0])
     frames = ((frame, int(stamp) - first) for frame, stamp in zip(scene.frames, scene.stamps_ns))
     return Source(frames, float(scene.fps), len(scene.frames),
-                  f'synthetic scene {preset} ({len(scene.frames)} frames {width}x{height}, seed {seed})',
-                  scene)
+                  f'synthetic scene {preset} ({len(scene.frames)} frames {width}x{height}, seed {seed})'
+                  + (' with depth' if depth else ''), scene, depth_scene)
 
 
 def open_source(spec: str, limit: Optional[int] = None, size: tuple[int, int] = (640, 480),
-                seed: int = 0) -> Source:
+                seed: int = 0, depth: bool = False) -> Source:
     """Open SRC (folder, video file or synthetic:<preset>); InputError names a bad one."""
     if spec.startswith(SYNTHETIC):
-        return _synthetic_source(spec, limit, size, seed)
+        return _synthetic_source(spec, limit, size, seed, depth)
+    if depth:
+        raise InputError('--depth needs a synthetic:<preset> source (only those have true depth)')
     path = Path(spec)
     if path.is_dir():
         return _folder_source(path, limit)
@@ -177,6 +185,7 @@ def write_bag(source: Source, out: Path, *, topic: str, frame_id: str, rate: Opt
     try:
         with BagWriter(partial, storage=storage) as bag:
             bag.add_topic(topic, msgtype)
+            depth = None if source.depth is None else DepthBagWriter(bag, source.depth, frame_id)
             types = bag.typestore.types
             for index, (rgb, offset_ns) in enumerate(source.frames):
                 if stop is not None:
@@ -188,6 +197,8 @@ def write_bag(source: Source, out: Path, *, topic: str, frame_id: str, rate: Opt
                     frame_id=frame_id)
                 bag.write(topic, stamp, bag.serialize(_image_message(bag.typestore, rgb, header, compressed),
                                                       msgtype))
+                if depth is not None:
+                    depth.write(index, stamp, header)
                 count += 1
         if count == 0:
             raise InputError(f'{source.description} gave no frames; nothing to write')
@@ -217,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='size of synthetic scenes (default: 640x480)')
     p.add_argument('--seed', type=int, default=0, help='seed of synthetic scenes (default: 0)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing bag at --out')
+    p.add_argument('--depth', action='store_true', help='synthetic scenes: also write a 16UC1 depth '
+                   'image and camera_info per frame, and the 3D truth in BAG_gt/depth_truth.json')
     return p
 
 
@@ -241,7 +254,7 @@ def _check_args(parser: argparse.ArgumentParser, args) -> tuple[int, int]:
 
 
 def _make(args, size: tuple[int, int], topic: str, stop: StopSignals) -> tuple[int, object, str]:
-    source = open_source(args.src, args.max_frames, size, args.seed)
+    source = open_source(args.src, args.max_frames, size, args.seed, args.depth)
     stop.check('no bag was written')
     if args.out.exists():
         shutil.rmtree(args.out) if args.out.is_dir() else args.out.unlink()
@@ -254,6 +267,9 @@ def _make(args, size: tuple[int, int], topic: str, stop: StopSignals) -> tuple[i
         gt_dir = args.out.with_name(f'{args.out.name}_gt')
         shutil.rmtree(gt_dir, ignore_errors=True)
         save_scene(source.scene, gt_dir)
+        if source.depth is not None:
+            first = source.scene.stamps_ns[0]
+            save_depth_truth(source.depth, gt_dir, [EPOCH_NS + s - first for s in source.scene.stamps_ns])
         gt_note = f'; ground truth in {gt_dir} (vis-ros eval ... --gt {gt_dir})'
     return count, source, gt_note
 

@@ -29,6 +29,7 @@ from vis_ros.core.errors import BagError, ConfigError, InputError, OutOfOrderFra
 from vis_ros.core.types import Frame
 from vis_ros.tools.backend_args import add_backend_arguments, backend_overrides
 from vis_ros.tools.bag_io import BagReader, format_topics
+from vis_ros.tools.depth_tools import BagDepth
 from vis_ros.tools.params_file import NodeParams, full_names, load_node_params
 from vis_ros.tools.progress import Progress
 from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, human_size, prepare_out_dir
@@ -111,7 +112,8 @@ class ReplayStats:
 def choose_topic(reader: BagReader, requested: Optional[str]):
     """Pick the image topic to replay; BagError lists what the bag holds when none fits."""
     topics = reader.topics()
-    images = [t for t in topics if t.is_image]
+    # a depth topic is an input of the colour frames, not a candidate (tools/depth_tools.py)
+    images = [t for t in topics if t.is_image and 'depth' not in t.topic]
     table = format_topics(topics)
     if requested is None:
         if len(images) == 1:
@@ -153,6 +155,7 @@ class Replayer:
         self.pipeline = None
         self.outputs: Optional[ReplayOutputs] = None
         self.stop: Optional[StopSignals] = None
+        self.depth = None   # tools/depth_tools.BagDepth when the bag has depth + camera_info
 
     def window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
         """(start, stop) bag times of --start/--duration; InputError when the bag is shorter."""
@@ -176,8 +179,9 @@ class Replayer:
         shown = select_tracks(result.tracks,
                               publish_tentative=bool(self.node.get('publish_tentative', False)),
                               min_score=float(self.node.get('min_score', 0.0)))
+        estimates = self.depth.step(index, result.tracks) if self.depth else None
         t2 = time.perf_counter()
-        record = self.outputs.write(index, bag_time_ns, raw, msg.header, frame, shown)
+        record = self.outputs.write(index, bag_time_ns, raw, msg.header, frame, shown, estimates=estimates)
         t3 = time.perf_counter()
         self.stats.track_ids.update(record['ids'])
         self.stats.frames += 1
@@ -305,6 +309,8 @@ def _run_outputs(rep: Replayer, reader: BagReader, topic, window, argv) -> tuple
                                 rep.backend, float(rep.node.get('overlay_alpha', 0.45)),
                                 _video_fps(topic, reader), record=args.record,
                                 compress=args.compression == 'zstd', video_codec=args.video_codec)
+    rep.depth = BagDepth.open(reader, args.out, {k[len('depth.'):]: v for k, v in rep.node.items()
+                                                 if k.startswith('depth.')})
     error = None
     try:
         rep.run(reader, topic, *window)
@@ -318,7 +324,11 @@ def _run_outputs(rep: Replayer, reader: BagReader, topic, window, argv) -> tuple
         error = err
     finally:
         rep.outputs.close()
+        if rep.depth is not None:
+            rep.depth.close()
     summary = _summary(rep, topic, reader, argv, error)
+    if rep.depth is not None:
+        summary['depth'] = rep.depth.summary()
     (args.out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     return summary, error
 

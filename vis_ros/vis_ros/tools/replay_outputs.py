@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 
+from vis_ros.core.covariance import class_table_version
 from vis_ros.core.overlay import draw_overlay, label_image
 from vis_ros.core.types import Frame, Tracks
 from vis_ros.tools.bag_io import BagWriter, deserialize_cdr
@@ -110,16 +111,21 @@ class ReplayOutputs:
             stamp=types['builtin_interfaces/msg/Time'](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
             frame_id='')
         table = types['vis_ros_msgs/msg/ClassTable'](header=header, backend=self.backend,
-                                                     class_names=list(self.class_names))
+                                                     class_names=list(self.class_names),
+                                                     version=class_table_version(self.backend,
+                                                                                 self.class_names))
         self.bag.write(TOPIC_CLASSES, bag_time_ns, self.bag.serialize(table, 'vis_ros_msgs/msg/ClassTable'))
 
     def write(self, index: int, bag_time_ns: int, raw_input: bytes, header, frame: Frame,
-              shown: Tracks) -> dict:
+              shown: Tracks, estimates=None) -> dict:
         """Write one frame's messages, overlay video frame and JSON line; returns the record."""
         from vis_ros.ros import cdr, convert
         if self.frames_written == 0:
             self._write_class_table(bag_time_ns, frame.stamp_ns)
         array = convert.tracks_to_instance_array(shown, header, self.class_names, publish_tentative=True)
+        array.class_table_version = class_table_version(self.backend, self.class_names)
+        if estimates is not None:   # the 3D block, from the bag's depth (tools/depth_tools.py)
+            convert.set_positions_3d(array, estimates)
         if 'images' in self.record:
             self.bag.write(self.input_topic, bag_time_ns, raw_input)
         self.bag.write(TOPIC_INSTANCES, bag_time_ns, self._canonical(cdr.serialize(array), _ARRAY))

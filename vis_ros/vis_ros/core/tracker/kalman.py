@@ -31,6 +31,19 @@ def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
 
 
+def box_estimate(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One state (8,) + (8, 8) -> the box [cx, cy, w, h] (float32) and its (4, 4) covariance.
+
+    w = a * h, so the covariance goes through the Jacobian of (a, h) -> (w, h) (first order).
+    """
+    cx, cy, a, h = (float(v) for v in mean[:4])
+    a, h = max(a, 1e-3), max(h, 1.0)
+    jacobian = np.eye(4)
+    jacobian[2, 2:] = (h, a)
+    box_cov = jacobian @ cov[:4, :4] @ jacobian.T
+    return np.array([cx, cy, a * h, h], np.float32), ((box_cov + box_cov.T) / 2).astype(np.float32)
+
+
 def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start states from (N, 4) xyah measurements: zero velocity, wide velocity uncertainty."""
     n = measurements.shape[0]

@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from vis_ros.core.tracker.kalman import box_estimate
 from vis_ros.core.tracker.observations import Observations
 from vis_ros.core.tracker.region import GridMask
 from vis_ros.core.types import Track, TrackState
@@ -138,16 +139,17 @@ class TrackRecord:
         kept. test_core_tracker_fast_paths checks the result equals the checked construction.
         """
         track = object.__new__(Track)
+        kalman_box, kalman_box_cov = box_estimate(self.mean, self.cov)
         values = (self.track_id, self.state, _readonly(self.box), _readonly(mask), self.score, self.class_id,
                   self.age, self.hits, self.frames_since_seen, (float(self.mean[4]), float(self.mean[5])),
-                  self.detection_index)
+                  self.detection_index, _readonly(kalman_box), _readonly(kalman_box_cov))
         for name, value in zip(_TRACK_FIELDS, values):
             object.__setattr__(track, name, value)
         return track
 
 
 _TRACK_FIELDS = ('track_id', 'state', 'box', 'mask', 'score', 'class_id', 'age', 'hits', 'frames_since_seen',
-                 'velocity', 'detection_index')
+                 'velocity', 'detection_index', 'kalman_box', 'kalman_box_cov')
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

@@ -1,0 +1,137 @@
+"""Depth -> 3D: invalid pixels ignored, the visible surface point, the 3D filter, stamp matching."""
+import numpy as np
+import pytest
+
+from vis_ros.core.depth3d import CameraIntrinsics, DepthConfig, depth_to_metres, measure_mask
+from vis_ros.core.errors import ConfigError, InputError
+from vis_ros.core.stamp_match import StampMatcher
+from vis_ros.core.tracker3d import Tracker3D
+from vis_ros.core.types import Track, Tracks, TrackState
+
+H, W = 120, 160
+CAMERA = CameraIntrinsics(fx=150.0, fy=150.0, cx=79.5, cy=59.5, width=W, height=H)
+
+
+def disc(cx, cy, r):
+    yy, xx = np.mgrid[0:H, 0:W]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def box_of(mask):
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+def scene_depth(mask, z, background=8.0):
+    depth = np.full((H, W), background, np.float32)
+    depth[mask] = z
+    return depth
+
+
+def test_depth_encodings_and_invalid_pixels():
+    mm = np.array([[0, 1500], [65535, 2000]], np.uint16)
+    np.testing.assert_allclose(depth_to_metres(mm), [[np.nan, 1.5], [65.535, 2.0]], rtol=1e-6)
+    metres = np.array([[np.nan, -1.0], [np.inf, 2.5]], np.float32)
+    out = depth_to_metres(metres)
+    assert np.isnan(out[0]).all() and np.isnan(out[1, 0]) and out[1, 1] == 2.5
+    with pytest.raises(InputError, match='16UC1, mm'):
+        depth_to_metres(np.zeros((2, 2), np.float64))
+
+
+def test_visible_surface_point_ignores_background_and_invalid_pixels():
+    mask = disc(100, 40, 12)
+    depth = scene_depth(mask, 3.0)
+    loose = disc(100, 40, 15)                    # a loose mask edge covers the 8 m background
+    depth[disc(95, 40, 4)] = 0                    # holes: no return
+    depth[disc(105, 42, 3)] = np.nan
+    meas = measure_mask(depth, loose, box_of(loose), CAMERA, DepthConfig())
+    expected_x = (100 - CAMERA.cx) * 3.0 / CAMERA.fx
+    assert meas.position[2] == pytest.approx(3.0)
+    assert meas.position[0] == pytest.approx(expected_x, abs=0.02)
+    assert meas.position[1] == pytest.approx((40 - CAMERA.cy) * 3.0 / CAMERA.fy, abs=0.02)
+    assert meas.size[0] == pytest.approx(25 * 3.0 / CAMERA.fx, rel=0.05)   # 2r + 1 px wide at 3 m
+    assert np.all(np.linalg.eigvalsh(meas.cov) > 0)
+    # with a sharp centroid the depth noise dominates: the covariance is longest along the ray
+    sharp = measure_mask(depth, loose, box_of(loose), CAMERA, DepthConfig(pixel_sigma=0.5))
+    ray = sharp.position / np.linalg.norm(sharp.position)
+    axis = np.linalg.eigh(sharp.cov)[1][:, -1]
+    assert abs(ray @ axis) > 0.95
+
+
+def test_too_few_valid_pixels_and_out_of_range_give_no_measurement():
+    mask = disc(80, 60, 10)
+    config = DepthConfig(max_range_m=5.0, min_valid_pixels=20)
+    assert measure_mask(scene_depth(mask, 6.0), mask, box_of(mask), CAMERA, config) is None   # too far
+    holes = scene_depth(mask, 2.0)
+    holes[mask] = 0
+    holes[60, 75:90] = 2.0   # 15 valid pixels
+    assert measure_mask(holes, mask, box_of(mask), CAMERA, config) is None
+    holes[61, 75:90] = 2.0   # 30
+    assert measure_mask(holes, mask, box_of(mask), CAMERA, config).valid_pixels == 30
+
+
+def test_depth_config_is_checked():
+    with pytest.raises(ConfigError, match='depth.min_range_m'):
+        DepthConfig(min_range_m=5.0, max_range_m=4.0)
+    with pytest.raises(ConfigError, match='depth.accel_sigma'):
+        DepthConfig.from_options({'accel_sigma': -1.0})
+    with pytest.raises(InputError, match='uncalibrated'):
+        CameraIntrinsics.from_k([0.0] * 9, 640, 480)
+
+
+def track(mask, state=TrackState.CONFIRMED, matched=True, track_id=1):
+    return Track(track_id=track_id, state=state, box=box_of(mask), mask=mask, score=0.9, class_id=0,
+                 age=1, hits=1, frames_since_seen=0 if matched else 1, detection_index=0 if matched else -1)
+
+
+def moving(t):
+    """An object at 3D point p(t) moving at (0.6, 0, -0.9) m/s, its mask and its depth image."""
+    p = np.array([-0.5 + 0.6 * t, 0.2, 4.0 - 0.9 * t])
+    u, v = CAMERA.project(p[None])[0]
+    mask = disc(u, v, 0.25 * CAMERA.fx / p[2])
+    return p, mask, scene_depth(mask, p[2])
+
+
+def test_velocity_comes_from_the_filter_and_lost_tracks_are_predicted_then_dropped():
+    rng = np.random.default_rng(0)
+    tracker = Tracker3D(DepthConfig(stale_s=0.3))
+    stamps = np.cumsum(rng.uniform(0.028, 0.038, 45))   # irregular ~30 Hz
+    errors = []
+    for t in stamps[:40]:
+        p, mask, depth = moving(t)
+        depth = depth + rng.normal(0, 0.02, depth.shape).astype(np.float32)
+        out = tracker.step(Tracks(int(t * 1e9), (H, W), (track(mask),)), depth, CAMERA)
+        errors.append(np.linalg.norm(out[1].velocity - [0.6, 0, -0.9]))
+    assert np.median(errors[15:]) < 0.1
+    last = out[1]
+    t = stamps[40]   # LOST and no depth: the filter predicts along its velocity
+    _, mask, _ = moving(t)
+    lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
+    out = tracker.step(lost, None, None)
+    np.testing.assert_allclose(out[1].position, last.position + last.velocity * (t - stamps[39]), atol=1e-9)
+    assert np.trace(out[1].position_cov) > np.trace(last.position_cov)
+    t = stamps[39] + 0.31   # longer than stale_s since the last measurement
+    lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
+    out = tracker.step(lost, None, None)
+    assert out == {}
+    out = tracker.step(Tracks(int((t + 0.03) * 1e9), (H, W), (), ended_ids=(1,)), None, None)
+    assert out == {} and tracker._filters == {}
+
+
+def test_a_new_track_without_enough_depth_has_no_3d():
+    mask = disc(80, 60, 10)
+    depth = np.zeros((H, W), np.float32)
+    out = Tracker3D().step(Tracks(0, (H, W), (track(mask),)), depth, CAMERA)
+    assert out == {}
+
+
+def test_stamp_matcher_takes_the_nearest_within_tolerance_and_never_waits():
+    matcher = StampMatcher(tolerance_ns=10, capacity=4)
+    for stamp in (100, 133, 166):
+        assert matcher.add(stamp, f'depth{stamp}')
+    assert matcher.match(131) == 'depth133'      # nearest wins (not the older 100)
+    assert matcher.match(150) is None            # 16 ns from both: outside the tolerance
+    assert matcher.match(170) == 'depth166'
+    assert not matcher.add(120, 'too late')      # older than frames already matched
+    assert matcher.match(200) is None            # nothing newer yet: no waiting, counted missing
+    assert matcher.counts() == {'matched': 2, 'missing': 2, 'late': 1}

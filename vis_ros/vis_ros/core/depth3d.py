@@ -1,0 +1,191 @@
+"""3D position and size of a mask from a depth image registered to the colour camera.
+
+The point reported is the object's VISIBLE SURFACE point: the median depth over the mask's valid
+depth pixels, at the centroid of the pixels near that median (pixels of the background that a
+loose mask edge covers are far from the median and are left out). Invalid depth is ignored:
+0 (no return), NaN/inf, and anything beyond `max_range_m` or nearer than `min_range_m`.
+
+Pinhole model of sensor_msgs/CameraInfo: pixel (u, v) (column, row, pixel centres at integer
+coordinates) at depth z is X = (u - cx) z / fx, Y = (v - cy) z / fy, Z = z in the optical frame
+(x right, y down, z forward). The measurement covariance propagates a centroid noise of
+`pixel_sigma` px and a depth noise of depth_sigma_m + depth_sigma_per_m2 * z^2 (stereo and
+time-of-flight cameras grow with z^2) through that model, so it is elongated along the ray.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from vis_ros.core.errors import ConfigError, InputError
+from vis_ros.core.options import dataclass_options, validate_options
+
+
+def _knob(default, description: str, lo=None, hi=None):
+    return field(default=default, metadata={'description': description, 'min': lo, 'max': hi})
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """Knobs of the depth -> 3D path (node parameters depth.<field>)."""
+
+    enabled: bool = _knob(False, 'subscribe to `depth` (sensor_msgs/Image 16UC1 mm or 32FC1 m, '
+                          'registered to the colour image) and `camera_info`, and fill the 3D block '
+                          'of ~/instances and ~/markers')
+    sync_tolerance_s: float = _knob(0.02, 'a depth image matches a colour frame when their stamps differ '
+                                    'by at most this (s); the nearest one wins (ApproximateTime-style)',
+                                    0.0, 1.0)
+    min_range_m: float = _knob(0.1, 'depth below this is invalid (m)', 0.0, 100.0)
+    max_range_m: float = _knob(10.0, 'depth beyond this is invalid (m); set it to the sensor range',
+                               0.1, 1000.0)
+    min_valid_pixels: int = _knob(20, 'a mask needs at least this many valid depth pixels to give '
+                                  'a '
+                                  '3D measurement; fewer -> no measurement this frame', 1, 1000000)
+    max_samples: int = _knob(4000, 'at most this many mask pixels are read per measurement (a regular '
+                             'subsample of larger masks; bounds the cost per track)', 100, 10000000)
+    pixel_sigma: float = _knob(2.0, 'noise of the mask centroid (px, 1 sigma)', 0.01, 100.0)
+    depth_sigma_m: float = _knob(0.01, 'depth noise at zero range (m, 1 sigma)', 0.0, 10.0)
+    depth_sigma_per_m2: float = _knob(0.003, 'depth noise growth with range: sigma += this * z^2 (1/m)',
+                                      0.0, 10.0)
+    accel_sigma: float = _knob(3.0, 'process noise of the 3D constant-velocity filter: acceleration '
+                               'std (m/s^2); higher follows turns faster, lower smooths velocity',
+                               0.01, 100.0)
+    stale_s: float = _knob(0.5, 'a track keeps has_position_3d this long (s) after its last 3D '
+                           'measurement (a LOST track is predicted by the filter); 0 = only when '
+                           'measured this frame', 0.0, 60.0)
+
+    @classmethod
+    def from_options(cls, options: Optional[Mapping[str, Any]] = None) -> 'DepthConfig':
+        """Build from a name -> value mapping (node parameters), every value checked."""
+        return cls(**validate_options(dataclass_options(cls), options, 'depth'))
+
+    def __post_init__(self):
+        for spec in dataclass_options(type(self)):   # direct construction is checked too
+            spec.check(getattr(self, spec.name), 'depth')
+        if self.min_range_m >= self.max_range_m:
+            raise ConfigError(f'depth.min_range_m ({self.min_range_m}) must be below depth.max_range_m '
+                              f'({self.max_range_m})')
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics (px) of the image the masks are in: CameraInfo K for width x height."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self):
+        if not (self.fx > 0 and self.fy > 0 and np.isfinite([self.fx, self.fy, self.cx, self.cy]).all()):
+            raise InputError(f'camera_info K has fx={self.fx}, fy={self.fy}: an uncalibrated camera '
+                             '(K all zero) cannot give 3D; publish a calibrated camera_info')
+        if self.width <= 0 or self.height <= 0:
+            raise InputError(f'camera_info is {self.width}x{self.height}; it must give the image size')
+
+    @classmethod
+    def from_k(cls, k, width: int, height: int) -> 'CameraIntrinsics':
+        """From the row-major 3x3 K of sensor_msgs/CameraInfo and its image size."""
+        k = np.asarray(k, np.float64).reshape(-1)
+        if k.size != 9:
+            raise InputError(f'camera_info K must have 9 numbers, got {k.size}')
+        return cls(float(k[0]), float(k[4]), float(k[2]), float(k[5]), int(width), int(height))
+
+    def scaled_to(self, width: int, height: int) -> 'CameraIntrinsics':
+        """The same camera at another resolution (a binned or resized stream)."""
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        return CameraIntrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
+                                (self.cy + 0.5) * sy - 0.5, int(width), int(height))
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) optical-frame points (m) -> (N, 2) pixel coordinates (u, v)."""
+        points = np.asarray(points, np.float64).reshape(-1, 3)
+        z = np.maximum(points[:, 2], 1e-9)
+        return np.stack([self.fx * points[:, 0] / z + self.cx, self.fy * points[:, 1] / z + self.cy], 1)
+
+
+@dataclass(frozen=True)
+class Measurement3D:
+    """One frame's 3D measurement of a mask: point (m), its (3, 3) covariance, size (m), pixels used."""
+
+    position: np.ndarray
+    cov: np.ndarray
+    size: np.ndarray
+    valid_pixels: int
+
+
+@dataclass(frozen=True)
+class Estimate3D:
+    """A track's filtered 3D state, as published: position, velocity (m/s), covariances, size."""
+
+    position: np.ndarray
+    position_cov: np.ndarray
+    velocity: np.ndarray
+    velocity_cov: np.ndarray
+    size: np.ndarray
+
+
+def depth_to_metres(depth: np.ndarray) -> np.ndarray:
+    """(H, W) uint16 millimetres or float32 metres -> float32 metres, invalid (0, NaN, inf) as NaN."""
+    if depth.ndim != 2:
+        raise InputError(f'depth must be one channel (H, W), got shape {depth.shape}')
+    if depth.dtype == np.uint16:
+        metres = depth.astype(np.float32) * np.float32(0.001)
+    elif depth.dtype == np.float32:
+        metres = depth.astype(np.float32, copy=True)
+    else:
+        raise InputError(f'depth must be uint16 (16UC1, mm) or float32 (32FC1, m), got {depth.dtype}')
+    metres[~(metres > 0) | ~np.isfinite(metres)] = np.nan
+    return metres
+
+
+def _crop_bounds(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+    x2, y2 = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
+    return x1, y1, x2, y2
+
+
+def measure_mask(depth_m: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: CameraIntrinsics,
+                 config: DepthConfig) -> Optional[Measurement3D]:
+    """3D point, covariance and size of `mask` (full frame, bool) inside `box` [x1, y1, x2, y2].
+
+    depth_m: (H, W) float32 metres from `depth_to_metres` (same size as the mask). None when fewer
+    than config.min_valid_pixels mask pixels have valid depth.
+    """
+    height, width = mask.shape
+    x1, y1, x2, y2 = _crop_bounds(box, height, width)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    rows, cols = np.nonzero(mask[y1:y2, x1:x2])
+    if rows.size > config.max_samples:
+        step = int(np.ceil(rows.size / config.max_samples))
+        rows, cols = rows[::step], cols[::step]
+    z = depth_m[y1:y2, x1:x2][rows, cols]
+    valid = (z >= config.min_range_m) & (z <= config.max_range_m)   # NaN compares False
+    if np.count_nonzero(valid) < config.min_valid_pixels:
+        return None
+    z, u, v = z[valid], cols[valid] + x1, rows[valid] + y1
+    depth = float(np.median(z))
+    near = np.abs(z - depth) <= max(0.2, 0.1 * depth)   # the object's surface, not the background
+    z, u, v = z[near], u[near], v[near]
+    uc, vc = float(u.mean()), float(v.mean())
+    position = np.array([(uc - camera.cx) * depth / camera.fx, (vc - camera.cy) * depth / camera.fy, depth])
+    size = np.array([(u.max() - u.min() + 1) * depth / camera.fx, (v.max() - v.min() + 1) * depth / camera.fy,
+                     float(np.percentile(z, 95) - np.percentile(z, 5))])
+    return Measurement3D(position, _measurement_cov(uc, vc, depth, camera, config), size, int(z.size))
+
+
+def _measurement_cov(u: float, v: float, z: float, camera: CameraIntrinsics,
+                     config: DepthConfig) -> np.ndarray:
+    """Covariance (m^2) of back-projecting (u, v, z) with pixel and depth noise (first order)."""
+    jacobian = np.array([[z / camera.fx, 0.0, (u - camera.cx) / camera.fx],
+                         [0.0, z / camera.fy, (v - camera.cy) / camera.fy],
+                         [0.0, 0.0, 1.0]])
+    depth_sigma = config.depth_sigma_m + config.depth_sigma_per_m2 * z * z
+    noise = np.diag([config.pixel_sigma ** 2, config.pixel_sigma ** 2, depth_sigma ** 2])
+    return jacobian @ noise @ jacobian.T
