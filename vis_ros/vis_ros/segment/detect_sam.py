@@ -28,6 +28,7 @@ from vis_ros.segment.base import BackendInfo
 from vis_ros.segment.keyframes import KEYFRAME_OPTIONS, KeyframeScheduler
 from vis_ros.segment.model_runtime import RUNTIMES, ModelSpec, open_model
 from vis_ros.segment.onnx_backend import as_frame, elapsed_ms
+from vis_ros.segment.prompting import PromptOptions
 from vis_ros.segment.yolox import COCO_CLASSES, Detections, YoloxDecoder, letterbox, parse_classes
 
 DETECTOR_SIZE = 416
@@ -56,6 +57,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "the tracker's low_score and high_score: it extends tracks, never starts one)", 0.0, 1.0),
     OptionSpec('track_prompt_min_iou', 0.75, "a track prompt's mask is kept only when the decoder's "
                'predicted IoU is at least this', 0.0, 1.0),
+    OptionSpec('track_prompts', True, 'tracking by segmentation: look for CONFIRMED/LOST tracks that no '
+               'detection covers at their predicted boxes'),
+    OptionSpec('track_prompt_frames', 10, 'a (not user-prompted) track held only by its own prompts for '
+               'more than this many frames gets no more prompts and may end', 0, 10000),
+    OptionSpec('track_only_prompted', False, 'publish only the tracks of objects a user prompted'),
+    OptionSpec('prompt_tolerance_s', 0.5, 'a user prompt applies to the first frame within this many '
+               'seconds of its stamp; one older than every frame by more is dropped and counted', 0.0, 60.0),
     OptionSpec('cover_iou', 0.3, 'a track prompt is skipped when a detection box overlaps it by this IoU',
                0.0, 1.0),
     *KEYFRAME_OPTIONS,
@@ -81,6 +89,8 @@ class DetectSamSegmenter:
                                 detail)
         self.stage_ms: dict[str, float] = {}
         self.prompt_rows: dict[int, int] = {}
+        self.prompt_options = PromptOptions(opts['track_prompts'], opts['track_prompt_frames'],
+                                            opts['track_only_prompted'], opts['prompt_tolerance_s'])
 
     @classmethod
     def from_options(cls, options: Optional[Mapping[str, Any]] = None) -> 'DetectSamSegmenter':
@@ -172,6 +182,7 @@ class DetectSamSegmenter:
                 mask, iou = self.mask(self._embeddings, height, width, box=box)
                 if iou < self._opts['track_prompt_min_iou'] or not _fits(mask, box):
                     continue
+                self.prompt_rows[k] = len(masks)
                 masks.append(mask), scores.append(self._opts['track_prompt_score'] * iou)
                 classes.append(prompt.class_id)
             else:
