@@ -76,11 +76,12 @@ class Prompt:
         return np.clip(self.box, 0, [width, height, width, height]).astype(np.float32)
 
 
-def prompts_from_json(path: Path | str, frame_stamps: list[int]) -> list[Prompt]:
+def read_prompt_file(path: Path | str) -> list[tuple[Optional[int], Prompt]]:
     """Read a --prompt file: a JSON list of {"frame": N or "stamp_ns": T, "box"|"point", "label"}.
 
-    `frame_stamps` gives the stamp of frame N. A malformed entry raises InputError naming the file,
-    the entry and what was expected.
+    Returns (frame index or None, prompt) pairs; a "frame" entry's prompt has stamp 0 until the
+    caller knows that frame's stamp. A malformed entry raises InputError naming the file, the entry
+    and what was expected.
     """
     path = Path(path)
     try:
@@ -90,7 +91,7 @@ def prompts_from_json(path: Path | str, frame_stamps: list[int]) -> list[Prompt]
                          '{"frame": N, "box": [x1, y1, x2, y2]} objects') from err
     if not isinstance(entries, list):
         raise InputError(f'{path} must hold a JSON list of prompts, got {type(entries).__name__}')
-    prompts = []
+    out = []
     for k, entry in enumerate(entries):
         where = f'{path} entry {k}'
         if not isinstance(entry, dict) or ('frame' in entry) == ('stamp_ns' in entry):
@@ -99,16 +100,16 @@ def prompts_from_json(path: Path | str, frame_stamps: list[int]) -> list[Prompt]
         unknown = sorted(set(entry) - {'frame', 'stamp_ns', 'box', 'point', 'label'})
         if unknown:
             raise InputError(f'{where}: unknown keys {unknown}; use frame|stamp_ns, box|point, label')
-        if 'frame' in entry:
-            frame = entry['frame']
-            if not isinstance(frame, int) or not 0 <= frame < len(frame_stamps):
-                raise InputError(f'{where}: frame {frame!r} is not in 0..{len(frame_stamps) - 1}')
-            stamp = frame_stamps[frame]
-        else:
-            stamp = entry['stamp_ns']
+        frame = entry.get('frame')
+        if frame is not None and (not isinstance(frame, int) or frame < 0):
+            raise InputError(f'{where}: frame must be an integer >= 0, got {frame!r}')
+        stamp = entry.get('stamp_ns', 0)
+        if not isinstance(stamp, int):
+            raise InputError(f'{where}: stamp_ns must be an integer (ns), got {stamp!r}')
         try:
-            prompts.append(Prompt(stamp_ns=stamp, box=entry.get('box'), point=entry.get('point'),
-                                  label=str(entry.get('label', ''))))
+            prompt = Prompt(stamp_ns=stamp, box=entry.get('box'), point=entry.get('point'),
+                            label=str(entry.get('label', '')))
         except InputError as err:
             raise InputError(f'{where}: {err}') from None
-    return prompts
+        out.append((frame, prompt))
+    return out

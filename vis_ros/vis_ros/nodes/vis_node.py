@@ -35,6 +35,7 @@ from vis_ros.ros.diagnostics import NodeStats, build_diagnostics
 from vis_ros.ros.input_watch import InputWatch
 from vis_ros.ros.outputs import Outputs, select_tracks
 from vis_ros.ros.params import NodeConfig, all_param_specs, change_refusal, declare_parameters, read_config
+from vis_ros.ros.prompt_input import PromptInput
 from vis_ros.ros.worker import FrameWorker, LatestSlot, SlotItem
 from vis_ros.segment.pipeline import Pipeline
 
@@ -59,6 +60,7 @@ class VisNode(LifecycleNode):
         self._slot: Optional[LatestSlot] = None
         self._worker: Optional[FrameWorker] = None
         self._subscription = self._watch = None
+        self._prompt_input: Optional[PromptInput] = None   # ~/prompt, for backends that take prompts
         self._tunables = {}
         self._autostart_timer = None
         if self.get_parameter('autostart').value:
@@ -110,6 +112,7 @@ class VisNode(LifecycleNode):
         self._subscription = self.create_subscription(
             msg_type, 'image', self._on_image, requested, event_callbacks=self._watch.event_callbacks())
         self._watch.set_topic(self._subscription.topic_name)
+        self._prompt_input = PromptInput(self, self._pipeline)
         self.get_logger().info(f'active: listening on {self._subscription.topic_name} '
                                f'({type_name}, {qos.describe_qos(requested)})')
         return TransitionCallbackReturn.SUCCESS
@@ -136,6 +139,9 @@ class VisNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_processing(self) -> None:
+        if self._prompt_input is not None:
+            self._prompt_input.destroy()
+            self._prompt_input = None
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
@@ -221,6 +227,8 @@ class VisNode(LifecycleNode):
         frame = Frame(rgb, convert.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
         convert_ms = (time.monotonic_ns() - start_ns) / 1e6
         result = self._pipeline.process(frame)
+        if self._prompt_input is not None:
+            self._prompt_input.report()
         shown = select_tracks(result.tracks, publish_tentative=self._tunables['publish_tentative'],
                               min_score=self._tunables['min_score'])
         out_stages = self._outputs.publish(shown, msg.header, frame.image, self._tunables['overlay_alpha'])

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame time: the image header stamp (as the node), or the bag's receive time "
                    '(for cameras that send zero or repeated stamps)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
+    p.add_argument('--prompt', type=Path, help='JSON list of user prompts ({"frame": N, "box": [x1, y1, x2, '
+                   'y2]} or "point": [x, y], optional "label"); backend detect_sam (tools/prompts.py)')
     return p
 
 
@@ -123,6 +125,7 @@ class Replayer:
         self.stats = ReplayStats()
         self.pipeline = None
         self.outputs: Optional[ReplayOutputs] = None
+        self.prompts = None   # tools.prompts.PromptFeeder with --prompt
 
     def _window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
         if self.args.start < 0 or (self.args.duration is not None and self.args.duration <= 0):
@@ -140,7 +143,11 @@ class Replayer:
         t0 = time.perf_counter()
         frame, msg = _frame_of(reader, raw, conn.msgtype, bag_time_ns, self.args.stamps)
         t1 = time.perf_counter()
+        if self.prompts is not None:
+            self.prompts.before(index, frame)
         result = self.pipeline.process(frame)
+        if self.prompts is not None:
+            self.prompts.after(result)
         shown = select_tracks(result.tracks,
                               publish_tentative=bool(self.node.get('publish_tentative', False)),
                               min_score=float(self.node.get('min_score', 0.0)))
@@ -229,6 +236,7 @@ def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[Base
                  'duration_s': rep.args.duration, 'every': rep.args.every, 'stamps': rep.args.stamps},
         'bag': bag_fingerprint(reader.path),
         'outputs': {'video_error': rep.outputs.video_error if rep.outputs else ''},
+        'prompts': rep.prompts.summary() if rep.prompts is not None else None,
         'command_line': ['vis-ros', 'replay', *argv],
         'vis_ros_version': vis_ros_version(),
     }
@@ -237,6 +245,7 @@ def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[Base
 def replay(args: argparse.Namespace, argv: Sequence[str]) -> dict:
     """Run one replay; returns the summary (also written to DIR/summary.json)."""
     from vis_ros.segment.pipeline import Pipeline
+    from vis_ros.tools.prompts import PromptFeeder
     if args.every < 1:
         raise InputError(f'--every must be >= 1, got {args.every}')
     params = load_node_params(args.params) if args.params else NodeParams()
@@ -246,6 +255,7 @@ def replay(args: argparse.Namespace, argv: Sequence[str]) -> dict:
         conn = reader.connections(topic.topic)[0]
         rep.pipeline = Pipeline.build(rep.backend, rep.backend_options, params.tracker_options)
         try:
+            rep.prompts = PromptFeeder.open(args.prompt, rep.pipeline)
             prepare_out_dir(args.out)
             rep.outputs = ReplayOutputs(args.out, topic.topic, conn, rep.pipeline.backend.info.class_names,
                                         rep.backend, float(rep.node.get('overlay_alpha', 0.45)),
