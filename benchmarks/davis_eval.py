@@ -1,30 +1,26 @@
-"""DAVIS-2016 evaluation of a segmentation backend + the tracker: J, F and latency per stage.
+"""DAVIS-2016 evaluation of any backend + the tracker: four protocols, ids, latency, keyframe trade-off.
 
-Runs `Pipeline(backend, tracker)` over the DAVIS-2016 sequences in ../shared/data, one frame at a
-time with 24 fps stamps (as a camera would), and scores each sequence's single foreground object:
+Protocols (definitions in benchmarks/davis_protocols.py; every frame scored): union, first0,
+oracle, and prompted (frame 0's ground-truth box as a user prompt; backends that take prompts).
+Per sequence also the number of ids. CPU latency per stage (detector, encoder, decoder per
+instance, tracker) p50/p99 at 854x480 (every frame of the scoring pass) and 640x480 (the first
+frames of each sequence, resized). For detect_sam, the J of first0 and an FPS estimate for each
+`keyframe_interval` in --intervals: the extra passes reuse stored model outputs (a memo keyed by
+the inputs), and their FPS is computed from the counted model calls x the measured per-call p50
+plus the measured time of everything else (flow, refit, tracker).
 
-  (a) track  the one track id with the highest total IoU over the sequence, as a user would see it
-             (per frame its mask, or empty when it is not published); tracks are published when
-             CONFIRMED or LOST (tentative ones are not, as in the node's default);
-  (b) frame  the best-matching single instance of each frame (no identity: an upper bound of (a));
-  (c) union  the union of all instances of a frame (foreground J, for information).
+Each sequence runs in its own process and leaves its result in --parts (resumable: a finished
+sequence is not rerun with --resume), so a long CPU run can be interrupted and continued:
 
-Then a latency table per stage (the pipeline's 'segment' and 'track' plus the backend's own
-`stage_ms` breakdown) at the native 854x480 and at 640x480 (frames resized; masks are scored at the
-native size). Saves the tables with the command to benchmarks/results/davis_<backend>.md.
-
-    python benchmarks/davis_eval.py --backend motion
-    python benchmarks/davis_eval.py --backend onnx --backend-options '{"model": "../shared/models/x.onnx"}'
-
-Without the tracker package (vis_ros.core.tracker) only (b) and (c) are scored, and the output
-says so.
+    python benchmarks/davis_eval.py --backend detect_sam --resume
+    python benchmarks/davis_eval.py --backend motion --sequences cows dog --intervals ''
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,172 +28,213 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vis_ros.core.errors import VisError
-from vis_ros.core.metrics import boundary_f, jaccard
-from vis_ros.core.sequences import DAVIS_FPS, davis_sequences, repo_root
-from vis_ros.core.types import Frame, TrackState
-from vis_ros.segment.base import make_backend
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'benchmarks'))
 
-PUBLISHED = (TrackState.CONFIRMED, TrackState.LOST)
-STAMP_STEP_NS = int(round(1e9 / DAVIS_FPS))
+from davis_protocols import MemoRunner, StreamScorer  # noqa: E402
+from results_io import command_line, write_results  # noqa: E402
+from vis_ros.core.masks import mask_box  # noqa: E402
+from vis_ros.core.metrics import jaccard  # noqa: E402
+from vis_ros.core.prompts import Prompt  # noqa: E402
+from vis_ros.core.sequences import DAVIS_FPS, davis_sequences  # noqa: E402
+from vis_ros.core.tracker import Tracker, TrackerConfig  # noqa: E402
+from vis_ros.core.types import Frame  # noqa: E402
+from vis_ros.segment.base import make_backend  # noqa: E402
+from vis_ros.segment.pipeline import Pipeline  # noqa: E402
+
+STEP_NS = int(round(1e9 / DAVIS_FPS))
+MODEL_STAGES = ('detector', 'encoder', 'decoder')
+TIMING_FRAMES_640 = 4
 
 
 def parse_args(argv):
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--backend', default='motion', help='backend name (motion, onnx, litert, tensorrt)')
+    parser.add_argument('--backend', default='detect_sam')
     parser.add_argument('--backend-options', default='{}', help='backend options as a JSON object')
     parser.add_argument('--tracker-options', default='{}', help='TrackerConfig fields as a JSON object')
     parser.add_argument('--sequences', nargs='*', default=None, help='sequence names (default: all)')
-    parser.add_argument('--size', default='native', help='scoring run frame size: native or WxH')
-    parser.add_argument('--latency-sizes', default='native,640x480',
-                        help='comma-separated sizes of the latency table (a size other than --size '
-                             'gets an extra timing-only run)')
-    parser.add_argument('--output', default=None,
-                        help='results markdown (default benchmarks/results/davis_<backend>.md)')
-    parser.add_argument('--no-save', action='store_true', help='print only')
-    parser.add_argument('--target-j', type=float, default=None,
-                        help='mean J target with one id per sequence (default 0.60 for motion, else 0.75; '
-                             'docs: ../shared/design/quality-bar.md)')
-    parser.add_argument('--target-fps', type=float, default=30.0,
-                        help='segment+track FPS target at 640x480 (quality bar: motion backend)')
+    parser.add_argument('--intervals', default='5,10,30', help="extra keyframe_interval passes ('' = none)")
+    parser.add_argument('--parts', type=Path, default=None, help='per-sequence results folder '
+                        '(default .cache/davis_parts/<backend>)')
+    parser.add_argument('--resume', action='store_true', help='keep finished sequences in --parts')
+    parser.add_argument('--output', type=Path, default=None,
+                        help='table (default benchmarks/results/davis_<backend>.md)')
+    parser.add_argument('--max-frames', type=int, default=None, help='only the first N frames (smoke test)')
+    parser.add_argument('--one', default=None, help=argparse.SUPPRESS)   # child: one sequence
     return parser.parse_args(argv)
 
 
-def parse_size(text: str):
-    """'native' -> None, 'WxH' -> (W, H)."""
-    if text == 'native':
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise SystemExit(f'--size must be native or WxH such as 640x480, got {text!r}') from None
-    return width, height
+def memoize(backend, store: dict) -> dict:
+    """Wrap detect_sam's three runners with MemoRunners sharing `store`; {stage: memo}."""
+    memos = {}
+    for stage in MODEL_STAGES:
+        attr = f'_{stage}'
+        memos[stage] = MemoRunner(getattr(backend, attr), store)
+        setattr(backend, attr, memos[stage])
+    return memos
 
 
-def build_pipeline(args):
-    """Backend + tracker pipeline, or (backend, None) when the tracker is not importable."""
-    backend = make_backend(args.backend, json.loads(args.backend_options))
-    try:
-        from vis_ros.core.tracker import Tracker, TrackerConfig
-    except ImportError as err:
-        print(f'TRACKER MISSING ({err}): scoring per-frame best match and union only', file=sys.stderr)
-        return backend, None
-    from vis_ros.segment.pipeline import Pipeline
-    return backend, Pipeline(backend, Tracker(TrackerConfig(**json.loads(args.tracker_options))))
-
-
-def resized(image, size):
-    """Resize a frame to `size` ((W, H); None = unchanged)."""
-    if size is None or (image.shape[1], image.shape[0]) == tuple(size):
-        return image
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
-
-
-def to_native(mask, shape):
-    """Resize a mask (nearest) back to the GT's shape."""
-    if mask.shape == shape:
-        return mask
-    return cv2.resize(mask.view(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-
-
-def run_sequence(sequence, backend, pipeline, size):
-    """Stream one sequence; per-frame scores of (a)/(b)/(c) and per-frame stage timings."""
-    backend.reset()
-    if pipeline is not None:
-        pipeline.reset()
-    per_track: dict[int, dict[int, tuple[float, float]]] = {}
-    frame_scores, union_scores, timings = [], [], []
+def stream(sequence, pipeline, frames=None, size=None, prompt=False):
+    """One pass: (StreamScorer, prompted J list, per-frame timings, wall seconds in segment)."""
+    pipeline.reset()
+    scorer, prompted_j, timings, segment_s = StreamScorer(), [], [], 0.0
     for index, (rgb, gt) in enumerate(sequence.iter_frames()):
-        frame = Frame(resized(rgb, size), index * STAMP_STEP_NS, 'camera')
-        if pipeline is not None:
-            result = pipeline.process(frame)
-            instances, stage = result.instances, dict(result.timings_ms)
-            for track in result.tracks.tracks:
-                if track.state in PUBLISHED:
-                    mask = to_native(np.asarray(track.mask), gt.shape)
-                    scores = (jaccard(mask, gt), boundary_f(mask, gt))
-                    per_track.setdefault(track.track_id, {})[index] = scores
-        else:
-            t0 = time.perf_counter()
-            instances = backend.segment(frame)
-            stage = {'segment': (time.perf_counter() - t0) * 1e3}
-            stage.update(getattr(backend, 'stage_ms', None) or {})
-        timings.append(stage)
-        masks = [to_native(np.asarray(m), gt.shape) for m in instances.masks]
-        best = max(masks, key=lambda m: jaccard(m, gt), default=np.zeros_like(gt))
-        frame_scores.append((jaccard(best, gt), boundary_f(best, gt)))
-        union = np.logical_or.reduce(masks) if masks else np.zeros_like(gt)
-        union_scores.append(jaccard(union, gt))
-    count = len(frame_scores)
-    track_jf = None
-    if pipeline is not None:
-        best_id = max(per_track, key=lambda tid: sum(j for j, _ in per_track[tid].values()), default=None)
-        scores = per_track.get(best_id, {})
-        track_jf = tuple(sum(s[k] for s in scores.values()) / count for k in (0, 1))
-    frame_jf = tuple(float(np.mean([s[k] for s in frame_scores])) for k in (0, 1))
-    return {'name': sequence.name, 'frames': count, 'track': track_jf, 'frame': frame_jf,
-            'union_j': float(np.mean(union_scores)), 'timings': timings}
+        if frames is not None and index >= frames:
+            break
+        if size is not None:
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        if prompt and index == 0:
+            pipeline.add_prompts([Prompt(0, box=mask_box(gt))])
+        result = pipeline.process(Frame(rgb, index * STEP_NS, 'camera'))
+        timings.append(dict(result.timings_ms))
+        segment_s += result.timings_ms['segment'] / 1e3
+        if size is not None:
+            continue
+        scorer.add(index, result.instances.masks, result.tracks.tracks, gt)
+        if prompt and index > 0:
+            mine = [np.asarray(t.mask) for t in result.tracks if t.track_id in result.prompted_ids]
+            prompted_j.append(jaccard(np.logical_or.reduce(mine) if mine else np.zeros_like(gt), gt))
+    return scorer, prompted_j, timings, segment_s
 
 
-def time_only(sequences, backend, pipeline, size):
-    """Per-frame stage timings of a timing-only pass at `size`."""
-    timings = []
+def run_one(args, sequence) -> dict:
+    """All passes of one sequence (child process)."""
+    options = json.loads(args.backend_options)
+    tracker_options = json.loads(args.tracker_options)
+    backend = make_backend(args.backend, options)
+    takes_prompts = getattr(backend, 'takes_prompts', False)
+    store: dict = {}
+    memos = memoize(backend, store) if args.backend == 'detect_sam' else {}
+    pipeline = Pipeline(backend, Tracker(TrackerConfig(**tracker_options)))
+    frames = args.max_frames
+    scorer, _, timings, _ = stream(sequence, pipeline, frames)
+    part = {'name': sequence.name, 'frames': scorer.frames, **scorer.summary(), 'timings_854': timings,
+            'model_ms': {s: m.miss_ms for s, m in memos.items()}}
+    if takes_prompts:
+        part['prompted'] = float(np.mean(stream(sequence, pipeline, frames, prompt=True)[1]))
+    if memos:   # 640x480 timing pass on real (not stored) model runs
+        raw = make_backend(args.backend, options)
+        timing_pipe = Pipeline(raw, Tracker(TrackerConfig(**tracker_options)))
+        count = min(frames or TIMING_FRAMES_640, TIMING_FRAMES_640)
+        part['timings_640'] = stream(sequence, timing_pipe, count, (640, 480))[2]
+        raw.close()
+    part['intervals'] = {}
+    for interval in [int(v) for v in args.intervals.split(',') if v] if memos else []:
+        keyed = make_backend(args.backend, {**options, 'keyframe_interval': interval})
+        keyed_memos = memoize(keyed, store)
+        kpipe = Pipeline(keyed, Tracker(TrackerConfig(**tracker_options)))
+        kscorer, _, ktimings, segment_s = stream(sequence, kpipe, frames)
+        other_ms = (segment_s - sum(m.seconds for m in keyed_memos.values())) * 1e3
+        part['intervals'][interval] = {
+            **kscorer.summary(), 'other_ms': other_ms / kscorer.frames,
+            'calls': {s: m.calls / kscorer.frames for s, m in keyed_memos.items()},
+            'track_ms': float(np.mean([t['track'] for t in ktimings]))}
+    backend.close()
+    return part
+
+
+def spawn_all(args, sequences, parts: Path) -> None:
+    """One child process per sequence (sequential: the CPU is the limit), skipping finished ones."""
     for sequence in sequences:
-        backend.reset()
-        if pipeline is not None:
-            pipeline.reset()
-        for index, (rgb, _) in enumerate(sequence.iter_frames()):
-            frame = Frame(resized(rgb, size), index * STAMP_STEP_NS, 'camera')
-            if pipeline is not None:
-                timings.append(dict(pipeline.process(frame).timings_ms))
-            else:
-                t0 = time.perf_counter()
-                backend.segment(frame)
-                timings.append({'segment': (time.perf_counter() - t0) * 1e3,
-                                **(getattr(backend, 'stage_ms', None) or {})})
-    return timings
+        path = parts / f'{sequence.name}.json'
+        if args.resume and path.is_file():
+            continue
+        child = [sys.executable, __file__, '--backend', args.backend, '--backend-options',
+                 args.backend_options, '--tracker-options', args.tracker_options, '--intervals',
+                 args.intervals, '--parts', str(parts), '--one', sequence.name]
+        if args.max_frames:
+            child += ['--max-frames', str(args.max_frames)]
+        started = time.time()
+        subprocess.run(child, check=True)
+        print(f'{sequence.name}: {time.time() - started:.0f} s', file=sys.stderr)
 
 
-def score_table(results, with_tracker):
-    """Markdown table of per-sequence and mean J/F."""
-    head = '| sequence | frames | J track | F track | J frame | F frame | J union |'
-    lines = [head, '|---|---:|---:|---:|---:|---:|---:|']
-
-    def fmt(pair, k):
-        return '—' if pair is None else f'{pair[k]:.3f}'
-    for r in results:
-        lines.append(f"| {r['name']} | {r['frames']} | {fmt(r['track'], 0)} | {fmt(r['track'], 1)} | "
-                     f"{fmt(r['frame'], 0)} | {fmt(r['frame'], 1)} | {r['union_j']:.3f} |")
-    track_mean = (np.mean([r['track'][0] for r in results]), np.mean([r['track'][1] for r in results])) \
-        if with_tracker else None
-    frame_mean = (np.mean([r['frame'][0] for r in results]), np.mean([r['frame'][1] for r in results]))
-    lines.append(f"| **mean** | {sum(r['frames'] for r in results)} | {fmt(track_mean, 0)} | "
-                 f"{fmt(track_mean, 1)} | {fmt(frame_mean, 0)} | {fmt(frame_mean, 1)} | "
-                 f"{np.mean([r['union_j'] for r in results]):.3f} |")
-    return '\n'.join(lines), track_mean, frame_mean
+def pct(values, q):
+    """Percentile or nan for none."""
+    return float(np.percentile(values, q)) if len(values) else float('nan')
 
 
-def latency_table(by_size):
-    """Markdown table: median / p90 ms per stage and per size, with the FPS of segment + track."""
-    lines = ['| size | stage | median ms | p90 ms | mean ms |', '|---|---|---:|---:|---:|']
-    fps = {}
-    for size_name, timings in by_size.items():
-        timed = timings[1:]   # the first frame of a run warms caches and has no motion
-        stages = list(dict.fromkeys(k for t in timed for k in t))
+def latency_rows(parts: list[dict]) -> tuple[list[str], dict]:
+    """p50/p99 per stage at both sizes; per-call model p50 for the FPS estimates."""
+    rows, per_call = [], {}
+    for size in ('854', '640'):
+        timings = [t for p in parts for t in p.get(f'timings_{size}', [])[1:]]   # first frame warms up
+        if not timings:
+            continue
+        stages = [s for s in ('detector', 'encoder', 'decoder_per_instance', 'track', 'segment')
+                  if any(s in t for t in timings)]
         for stage in stages:
-            values = np.array([t[stage] for t in timed if stage in t])
-            lines.append(f'| {size_name} | {stage} | {np.median(values):.1f} | '
-                         f'{np.percentile(values, 90):.1f} | {values.mean():.1f} |')
-        total = np.array([t.get('segment', 0.0) + t.get('track', 0.0) for t in timed])
-        fps[size_name] = 1e3 / total.mean()
-        lines.append(f'| {size_name} | **segment+track** | {np.median(total):.1f} | '
-                     f'{np.percentile(total, 90):.1f} | {total.mean():.1f} ({fps[size_name]:.1f} FPS) |')
-    return '\n'.join(lines), fps
+            values = [t[stage] for t in timings if stage in t and (stage != 'decoder_per_instance'
+                                                                   or t.get('decoder', 0) > 0)]
+            rows.append(f'| {size}x480 | {stage} | {pct(values, 50):.1f} | {pct(values, 99):.1f} | '
+                        f'{len(values)} |')
+        total = [t['segment'] + t['track'] for t in timings]
+        rows.append(f'| {size}x480 | **segment+track** | {pct(total, 50):.1f} | {pct(total, 99):.1f} | '
+                    f'{len(total)} ({1e3 / np.mean(total):.2f} FPS) |')
+    for stage in MODEL_STAGES:
+        values = [v for p in parts for v in p.get('model_ms', {}).get(stage, [])[1:]]
+        if values:
+            per_call[stage] = pct(values, 50)
+    return rows, per_call
+
+
+def tables(args, parts: list[dict]) -> tuple[str, dict]:
+    """Markdown body and data."""
+    has_prompt = all('prompted' in p for p in parts)
+    lines = ['Every frame of every sequence is scored (prompted: frames 1..N-1). Tracks of all states '
+             '(TENTATIVE too, as with publish_tentative: true) count. `ids` = distinct track ids in the '
+             'sequence; `gt ids` = ids that ever overlapped the object (J >= 0.1). keyframe_interval 1.', '',
+             '| sequence | frames | union J | first0 J | oracle J | prompted J | ids | gt ids |',
+             '|---|---:|---:|---:|---:|---:|---:|---:|']
+    for p in parts:
+        prompted = f"{p['prompted']:.3f}" if 'prompted' in p else 'n/a'
+        lines.append(f"| {p['name']} | {p['frames']} | {p['union']:.3f} | {p['first0']:.3f} | "
+                     f"{p['oracle']:.3f} | {prompted} | {p['ids']} | {p['gt_ids']} |")
+    means = {k: float(np.mean([p[k] for p in parts])) for k in ('union', 'first0', 'oracle')}
+    if has_prompt:
+        means['prompted'] = float(np.mean([p['prompted'] for p in parts]))
+    lines.append(f"| **mean** | {sum(p['frames'] for p in parts)} | {means['union']:.3f} | "
+                 f"{means['first0']:.3f} | {means['oracle']:.3f} | "
+                 f"{means.get('prompted', float('nan')):.3f} | | |")
+    rows, per_call = latency_rows(parts)
+    lines += ['', f'## CPU latency per stage (ms; {os.cpu_count()} CPUs shared with other jobs)', '',
+              '| size | stage | p50 | p99 | frames |', '|---|---|---:|---:|---:|', *rows]
+    trade = keyframe_table(parts, per_call, means['first0'])
+    if trade:
+        lines += ['', '## Keyframe trade-off (first0 J; FPS estimated, see the script docstring)', '', *trade]
+    lines += ['', '## Targets (keyframe_interval 1, one parameter set)', '',
+              f"- first0 mean J >= 0.80: {means['first0']:.3f}, "
+              f"{'met' if means['first0'] >= 0.8 else 'NOT met'}"]
+    if has_prompt:
+        lines.append(f"- prompted mean J >= 0.82: {means['prompted']:.3f}, "
+                     f"{'met' if means['prompted'] >= 0.82 else 'NOT met'}")
+    return '\n'.join(lines), {'means': means, 'per_call_ms': per_call, 'sequences': [
+        {k: v for k, v in p.items() if not k.startswith('timings') and k != 'model_ms'} for p in parts]}
+
+
+def keyframe_table(parts, per_call, first0_n1) -> list[str]:
+    """FPS-vs-J rows per keyframe_interval (1 from the scoring pass, others from the memo passes)."""
+    intervals = sorted({int(k) for p in parts for k in p.get('intervals', {})})
+    if not intervals or not per_call:
+        return []
+    timings = [t for p in parts for t in p['timings_854'][1:]]
+    base = float(np.mean([t['segment'] + t['track'] for t in timings]))
+    lines = ['| keyframe_interval | first0 J | est. ms/frame | est. FPS | encoder runs/frame |',
+             '|---:|---:|---:|---:|---:|', f'| 1 | {first0_n1:.3f} | {base:.0f} | {1e3 / base:.2f} | 1.00 |']
+    for n in intervals:
+        rows = [p['intervals'][str(n)] if str(n) in p['intervals'] else p['intervals'][n] for p in parts]
+        frames = [p['frames'] for p in parts]
+        j = float(np.mean([r['first0'] for r in rows]))
+        ms = np.average([r['other_ms'] + r['track_ms'] + sum(r['calls'][s] * per_call[s] for s in per_call)
+                         for r in rows], weights=frames)
+        enc = np.average([r['calls']['encoder'] for r in rows], weights=frames)
+        lines.append(f'| {n} | {j:.3f} | {ms:.0f} | {1e3 / ms:.2f} | {enc:.2f} |')
+    return lines
 
 
 def main(argv=None) -> int:
-    """Run the evaluation; exit 0 on success, 1 when it could not run, 2 on bad usage."""
+    """Run (or resume) every sequence, then write the tables."""
     args = parse_args(argv)
     sequences = davis_sequences()
     if not sequences:
@@ -205,58 +242,24 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     if args.sequences:
-        unknown = set(args.sequences) - {s.name for s in sequences}
-        if unknown:
-            print(f'unknown sequence(s) {sorted(unknown)}; have {[s.name for s in sequences]}',
-                  file=sys.stderr)
-            return 2
         sequences = [s for s in sequences if s.name in args.sequences]
-    try:
-        backend, pipeline = build_pipeline(args)
-    except (VisError, json.JSONDecodeError) as err:
-        print(f'cannot build the pipeline: {err}', file=sys.stderr)
-        return 1
-    load_before = os.getloadavg()
-    results = []
-    for sequence in sequences:
-        results.append(run_sequence(sequence, backend, pipeline, parse_size(args.size)))
-        r = results[-1]
-        print(f"{r['name']}: track {r['track']} frame {r['frame']} union {r['union_j']:.3f}", file=sys.stderr)
-    by_size = {args.size: [t for r in results for t in r['timings']]}
-    for size_name in args.latency_sizes.split(','):
-        if size_name and size_name not in by_size:
-            by_size[size_name] = time_only(sequences, backend, pipeline, parse_size(size_name))
-    load_after = os.getloadavg()
-    backend.close()
-    scores, track_mean, frame_mean = score_table(results, pipeline is not None)
-    latency, fps = latency_table(by_size)
-    target_j = args.target_j if args.target_j is not None else (0.60 if args.backend == 'motion' else 0.75)
-    targets = ['## Targets', '']
-    if track_mean is None:
-        targets.append(f'- mean J (one id per sequence) >= {target_j:.2f}: NOT SCORED (tracker missing)')
-    else:
-        verdict = 'met' if track_mean[0] >= target_j else 'MISSED'
-        targets.append(f'- mean J (one id per sequence) >= {target_j:.2f}: {track_mean[0]:.3f}, {verdict}')
-    if '640x480' in fps:
-        verdict = 'met' if fps['640x480'] >= args.target_fps else 'MISSED'
-        targets.append(f"- segment+track at 640x480 >= {args.target_fps:g} FPS: "
-                       f"{fps['640x480']:.1f} FPS, {verdict}")
-    command = 'python benchmarks/davis_eval.py ' + ' '.join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    report = '\n'.join([
-        f'# DAVIS-2016: backend {args.backend} + tracker', '', f'Command: `{command}`', '',
-        f'Backend options: `{args.backend_options}`; tracker options: `{args.tracker_options}`; '
-        f'scored at size {args.size}, stamps at {DAVIS_FPS:g} fps.',
-        'TRACKER MISSING: (a) not scored.' if pipeline is None else
-        'J/F track = one track id per sequence (highest total IoU, CONFIRMED or LOST tracks); '
-        'frame = best instance per frame; union = all instances per frame.', '',
-        scores, '', f'## Latency (ms per frame; {os.cpu_count()} CPUs; load average before '
-        f'{load_before[0]:.2f}, after {load_after[0]:.2f})', '', latency, '', *targets, ''])
-    print(report)
-    if not args.no_save:
-        default = repo_root() / 'benchmarks' / 'results' / f'davis_{args.backend}.md'
-        output = Path(args.output) if args.output else default
-        output.write_text(report)
-        print(f'saved {output}', file=sys.stderr)
+    parts_dir = args.parts or ROOT / '.cache' / 'davis_parts' / args.backend
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        sequence = next(s for s in sequences if s.name == args.one)
+        part = run_one(args, sequence)
+        tmp = parts_dir / f'{sequence.name}.json.part'
+        tmp.write_text(json.dumps(part))
+        os.replace(tmp, parts_dir / f'{sequence.name}.json')
+        return 0
+    spawn_all(args, sequences, parts_dir)
+    parts = [json.loads((parts_dir / f'{s.name}.json').read_text()) for s in sequences]
+    body, data = tables(args, parts)
+    body = (f'Backend `{args.backend}` options `{args.backend_options}`, tracker options '
+            f'`{args.tracker_options}`; sequences: {", ".join(s.name for s in sequences)}.\n\n' + body)
+    output = args.output or ROOT / 'benchmarks' / 'results' / f'davis_{args.backend}.md'
+    write_results(output, f'DAVIS-2016: backend {args.backend} + tracker', body, data, command_line())
+    print(body)
     return 0
 
 

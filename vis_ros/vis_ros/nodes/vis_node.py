@@ -51,6 +51,7 @@ from vis_ros.ros.input_watch import InputWatch
 from vis_ros.ros.outputs import Outputs
 from vis_ros.ros.params import (NodeConfig, all_param_specs, change_refusal, check_param_names,
                                 declare_parameters, read_config)
+from vis_ros.ros.prompt_input import PromptInput
 from vis_ros.ros.worker import FrameWorker, LatestSlot, SlotItem
 from vis_ros.segment.pipeline import Pipeline
 
@@ -84,6 +85,7 @@ class VisNode(LifecycleNode):
         self._slot: Optional[LatestSlot] = None
         self._worker: Optional[FrameWorker] = None
         self._subscription = self._watch = None
+        self._prompt_input: Optional[PromptInput] = None   # ~/prompt, for backends that take prompts
         self._tunables = {}
         self._depth_config = self._depth = None   # issue 15: optional depth input (ros/depth_input.py)
         self._autostart_timer = None
@@ -155,6 +157,7 @@ class VisNode(LifecycleNode):
         self._subscription = self.create_subscription(
             msg_type, 'image', self._on_image, requested, event_callbacks=self._watch.event_callbacks())
         self._watch.set_topic(self._subscription.topic_name)
+        self._prompt_input = PromptInput(self, self._pipeline)
         self.get_logger().info(f'active: listening on {self._subscription.topic_name} '
                                f'({type_name}, {qos.describe_qos(requested)})')
         return TransitionCallbackReturn.SUCCESS
@@ -223,6 +226,9 @@ class VisNode(LifecycleNode):
         if self._depth is not None:   # after the worker: _process reads it
             self._depth.destroy()
             self._depth = None
+        if self._prompt_input is not None:
+            self._prompt_input.destroy()
+            self._prompt_input = None
         if self._slot is not None:   # keep the counts across deactivate/activate
             self._stats.received_before += self._slot.received
             self._stats.dropped_before += self._slot.dropped
@@ -309,6 +315,8 @@ class VisNode(LifecycleNode):
         frame = Frame(rgb, stamp_ns, msg.header.frame_id)
         convert_ms = (time.monotonic_ns() - start_ns) / 1e6
         result = self._pipeline.process(frame)
+        if self._prompt_input is not None:
+            self._prompt_input.report()
         shown = self._public.select(result.tracks, publish_tentative=self._tunables['publish_tentative'],
                                     min_score=self._tunables['min_score'])
         estimates, depth_ms = self._depth.estimates(result.tracks) if self._depth else (None, None)

@@ -58,7 +58,7 @@ def _p(name, default, description, *, lo=None, hi=None, choices=None, read_only=
     return ParamSpec(OptionSpec(name, default, description, lo, hi, choices), read_only, tunable)
 
 
-BACKENDS = ('motion', 'onnx', 'litert', 'tensorrt')
+BACKENDS = ('motion', 'onnx', 'litert', 'tensorrt', 'detect_sam')
 
 NODE_PARAMS: tuple[ParamSpec, ...] = (
     _p('backend', 'motion', 'segmentation backend; its options are the <backend>.* parameters',

@@ -1,6 +1,6 @@
 """The one interface every segmentation backend implements, and the registry that builds them.
 
-Backends are chosen by name from parameters (`backend: motion|onnx|litert|tensorrt`). Heavy
+Backends are chosen by name from parameters (`backend: motion|onnx|litert|tensorrt|detect_sam`). Heavy
 imports (onnxruntime, ai_edge_litert, tensorrt, cuda) happen inside the backend's module, which is
 imported only when that backend is built, so `import vis_ros.segment` stays light and a missing
 package becomes a `BackendUnavailable` that names it and suggests a backend that works here.
@@ -39,8 +39,12 @@ class SegmentBackend(Protocol):
 
     info: BackendInfo
 
-    def segment(self, frame: Frame) -> Instances:
-        """Instances found in `frame` (full-frame masks at the frame's size)."""
+    def segment(self, frame: Frame, prompts=()) -> Instances:
+        """Instances found in `frame` (full-frame masks at the frame's size).
+
+        prompts: optional core.prompts.Prompt boxes/points to segment too. Only backends with
+        `takes_prompts = True` receive them (the Pipeline checks); the others take `frame` alone.
+        """
 
     def reset(self) -> None:
         """Forget per-stream state (previous frames, background models)."""
@@ -58,6 +62,7 @@ _REGISTRY: dict[str, str] = {
     'onnx': 'vis_ros.segment.onnx_backend:OnnxSegmenter.from_options',
     'litert': 'vis_ros.segment.litert_backend:LiteRtSegmenter.from_options',
     'tensorrt': 'vis_ros.segment.tensorrt_backend:TensorRtSegmenter.from_options',
+    'detect_sam': 'vis_ros.segment.detect_sam:DetectSamSegmenter.from_options',
 }
 
 BACKEND_NAMES = tuple(_REGISTRY)

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from vis_ros.core.types import Frame, Instances, Tracks
+from vis_ros.core.errors import ConfigError
 from vis_ros.segment.base import SegmentBackend, make_backend
+from vis_ros.segment.prompting import session_for
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class PipelineResult:
     instances: Instances
     tracks: Tracks
     timings_ms: dict[str, float] = field(default_factory=dict)
+    prompted_ids: frozenset = frozenset()   # tracks of objects a user prompted (segment/prompting.py)
 
 
 class Pipeline:
@@ -32,6 +35,7 @@ class Pipeline:
     def __init__(self, backend: SegmentBackend, tracker):
         self.backend = backend
         self.tracker = tracker
+        self.prompting = session_for(backend)   # None unless the backend takes prompts
 
     @classmethod
     def build(cls, backend: str, backend_options: Optional[Mapping[str, Any]] = None,
@@ -44,18 +48,32 @@ class Pipeline:
     def process(self, frame: Frame) -> PipelineResult:
         """Segment `frame`, then step the tracker with it (frame given for camera-motion compensation)."""
         t0 = time.perf_counter()
-        instances = self.backend.segment(frame)
+        if self.prompting is None:
+            instances = self.backend.segment(frame)
+        else:
+            instances = self.backend.segment(frame, self.prompting.before(frame, self.tracker))
         t1 = time.perf_counter()
         tracks = self.tracker.step(instances, frame.stamp_ns, frame=frame.image)
         t2 = time.perf_counter()
         timings = {'segment': (t1 - t0) * 1e3, 'track': (t2 - t1) * 1e3}
         timings.update(getattr(self.backend, 'stage_ms', None) or {})
-        return PipelineResult(frame, instances, tracks, timings)
+        if self.prompting is None:
+            return PipelineResult(frame, instances, tracks, timings)
+        tracks = self.prompting.after(tracks, self.backend.prompt_rows)
+        return PipelineResult(frame, instances, tracks, timings, frozenset(self.prompting.prompted))
+
+    def add_prompts(self, prompts) -> None:
+        """Queue user prompts (core.prompts.Prompt) for the coming frames (any thread)."""
+        if self.prompting is None:
+            raise ConfigError(f'backend {self.backend.info.name!r} takes no prompts; use backend: detect_sam')
+        self.prompting.add(prompts)
 
     def reset(self) -> None:
         """Start a new stream: clear backend state and tracks (track ids keep increasing)."""
         self.backend.reset()
         self.tracker.reset()
+        if self.prompting is not None:
+            self.prompting.reset()
 
     def close(self) -> None:
         """Release the backend; safe to call twice."""

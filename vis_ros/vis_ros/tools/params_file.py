@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from vis_ros.core.errors import ConfigError
 
-BACKEND_NAMES = ('motion', 'onnx', 'litert', 'tensorrt')
+BACKEND_NAMES = ('motion', 'onnx', 'litert', 'tensorrt', 'detect_sam')
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame time: the image header stamp, as the node (default), or the bag's receive "
                    'time (for cameras that send zero or repeated stamps)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
+    p.add_argument('--prompt', type=Path, help='JSON list of user prompts ({"frame": N, "box": [x1, y1, x2, '
+                   'y2]} or "point": [x, y], optional "label"); backend detect_sam (tools/prompts.py)')
     return p
 
 
@@ -156,6 +158,7 @@ class Replayer:
         self.outputs: Optional[ReplayOutputs] = None
         self.stop: Optional[StopSignals] = None
         self.depth = None   # tools/depth_tools.BagDepth when the bag has depth + camera_info
+        self.prompts = None   # tools.prompts.PromptFeeder with --prompt
 
     def window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
         """(start, stop) bag times of --start/--duration; InputError when the bag is shorter."""
@@ -175,7 +178,11 @@ class Replayer:
         t0 = time.perf_counter()
         frame, msg = _frame_of(reader, raw, conn.msgtype, bag_time_ns, self.args.stamps)
         t1 = time.perf_counter()
+        if self.prompts is not None:
+            self.prompts.before(index, frame)
         result = self.pipeline.process(frame)
+        if self.prompts is not None:
+            self.prompts.after(result)
         shown = select_tracks(result.tracks,
                               publish_tentative=bool(self.node.get('publish_tentative', False)),
                               min_score=float(self.node.get('min_score', 0.0)))
@@ -272,6 +279,7 @@ def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[Base
                     'video_codec': video.codec if video else None,
                     'video_error': rep.outputs.video_error if rep.outputs else '',
                     'sizes_bytes': rep.outputs.written() if rep.outputs else {}},
+        'prompts': rep.prompts.summary() if rep.prompts is not None else None,
         'command_line': ['vis-ros', 'replay', *argv],
         'vis_ros_version': vis_ros_version(),
     }
@@ -336,6 +344,7 @@ def _run_outputs(rep: Replayer, reader: BagReader, topic, window, argv) -> tuple
 def replay(rep: Replayer, argv: Sequence[str]) -> dict:
     """Run one replay; returns the summary (also written to DIR/summary.json)."""
     from vis_ros.segment.pipeline import Pipeline
+    from vis_ros.tools.prompts import PromptFeeder
     args = rep.args
     with BagReader(args.bag) as reader:
         topic = choose_topic(reader, args.topic)
@@ -345,6 +354,7 @@ def replay(rep: Replayer, argv: Sequence[str]) -> dict:
         window = rep.window(reader)
         rep.pipeline = Pipeline.build(rep.backend, rep.backend_options, rep.params.tracker_options)
         try:
+            rep.prompts = PromptFeeder.open(args.prompt, rep.pipeline)
             rep.stop.check('nothing was written')
             summary, error = _run_outputs(rep, reader, topic, window, argv)
         finally:

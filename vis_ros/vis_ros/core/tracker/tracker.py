@@ -347,3 +347,18 @@ class Tracker:
         ended_ids = tuple(sorted(self._pending_ended + ended))
         self._pending_ended = []
         return Tracks(stamp_ns=stamp_ns, image_size=(height, width), tracks=tuple(out), ended_ids=ended_ids)
+
+    def predicted_boxes(self, stamp_ns: int) -> list[tuple[int, int, np.ndarray]]:
+        """(track id, class id, predicted [x1, y1, x2, y2]) of each CONFIRMED/LOST track at `stamp_ns`.
+
+        Read-only (nothing in the tracker changes): for tracking by segmentation, a promptable
+        backend looks for each track at its Kalman prediction (no camera-motion correction: that
+        is estimated inside `step`).
+        """
+        rows = [t for t in self._tracks if t.state in (TrackState.CONFIRMED, TrackState.LOST)]
+        if not rows:
+            return []
+        dt = 0.0 if self._last_stamp is None else max(int(stamp_ns) - self._last_stamp, 0) * 1e-9
+        means, _ = kalman.predict(np.array([t.mean for t in rows]), np.array([t.cov for t in rows]), dt)
+        boxes = kalman.xyah_to_xyxy(means)
+        return [(t.track_id, t.class_id, box) for t, box in zip(rows, boxes)]

