@@ -47,7 +47,8 @@ def sequence_rows(outcomes: Sequence[dict]) -> list[dict]:
                      'frames': replay.get('frames'), 'tracks_seen': replay.get('tracks_seen'),
                      'backend': result.get('backend'), 'skipped': bool(info.get('skipped')),
                      'attempts': info.get('attempt'), 'wall_s': info.get('wall_s'),
-                     'host': info.get('host'), 'input_key': result.get('input_key')})
+                     'host': info.get('host'), 'ray_node': info.get('ray_node'),
+                     'input_key': result.get('input_key')})
     return rows
 
 
@@ -96,6 +97,11 @@ def _plot(rows: Sequence[dict], out: Path) -> list[str]:
     return names
 
 
+def _where(row: dict) -> str:
+    node = row.get('ray_node')
+    return f'{row["host"]} (Ray node {node[:8]})' if node else str(row['host'])
+
+
 def write_suite_report(outcomes: Sequence[dict], out: Path, run_info: dict,
                        comparison: Optional[dict] = None) -> dict:
     """Write SUITE.md, suite.json and the plots into `out`; returns the suite.json content."""
@@ -121,7 +127,7 @@ def write_suite_report(outcomes: Sequence[dict], out: Path, run_info: dict,
                                              for r in failed]), '']
     lines += ['### Runs', '', *_table(['sequence', 'status', 'backend', 'attempts', 'wall s', 'host'],
                                       [[r['name'], 'unchanged' if r['skipped'] else r['status'], r['backend'],
-                                        r['attempts'], r['wall_s'], r['host']] for r in rows]), '']
+                                        r['attempts'], r['wall_s'], _where(r)] for r in rows]), '']
     lines += [f'![{name}]({name})' for name in _plot(rows, out)]
     if comparison is not None:
         lines += ['', *comparison_lines(comparison)]

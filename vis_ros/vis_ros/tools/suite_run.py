@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -157,11 +158,19 @@ def _start(folder: Path) -> dict:
     previous = read_json(folder / RUN_INFO) or {}
     attempt = previous.get('attempt', 0) + 1 if previous.get('state') == 'running' else 1
     info = {'state': 'running', 'attempt': attempt, 'host': socket.gethostname(), 'pid': os.getpid(),
-            'started_unix': time.time()}
+            'ray_node': _ray_node(), 'started_unix': time.time()}
     write_json_atomic(folder / RUN_INFO, info)
     with contextlib.suppress(FileNotFoundError):
         (folder / RESULT).unlink()     # recomputed now; a stale one must not look finished
     return info
+
+
+def _ray_node() -> Optional[str]:
+    """The Ray node id when this runs as a Ray task (several nodes may share one host name)."""
+    ray = sys.modules.get('ray')
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
 
 
 def _setup_threads(threads: int) -> None:
