@@ -131,6 +131,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (VisError, OSError) as err:
         print(f'vis-ros suite: error: {err}', file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f'vis-ros suite: interrupted; finished bags are kept in {args.out}/bags, the same command '
+              'resumes', file=sys.stderr)
+        return 130
     _print(report, args.out)
     if (report.get('comparison') or {}).get('regressions'):
         return EXIT_REGRESSION

@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence, TextIO
 
 from vis_ros.core.errors import ConfigError
 from vis_ros.tools.suite_manifest import BagRun
-from vis_ros.tools.suite_run import RUN_INFO, read_json, run_bag
+from vis_ros.tools.suite_run import RESULT_FORMAT, RUN_INFO, read_json, run_bag
 
 FLEET_EXTRA = ("Ray is not installed; it is the optional 'fleet' extra: pip install 'vis_ros[fleet]' "
                '(or pip install -r scripts/requirements-fleet.txt). Without --ray-address the suite '
@@ -102,7 +102,7 @@ class SuiteProgress:
 def _died(run: BagRun, attempts: int, why: str) -> dict:
     error = f'WorkerDied: the worker running {run.name} died {attempts} time(s) ({why}); ' \
             'out of memory or killed? see OUT/bags/NAME/log.txt and the system log'
-    return {'result': {'format': 1, 'name': run.name, 'bag': run.bag, 'input_key': None,
+    return {'result': {'format': RESULT_FORMAT, 'name': run.name, 'bag': run.bag, 'input_key': None,
                        'status': 'failed', 'error': error}, 'run': {'attempt': attempts, 'skipped': False}}
 
 
@@ -119,20 +119,40 @@ def run_local(runs: Sequence[BagRun], out_root: str, workers: int, on_done: Done
             pending = []
             if progress:
                 progress.submitted(len(futures))
-            while futures:
-                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    run = futures.pop(future)
-                    try:
-                        outcome = future.result()
-                    except BrokenProcessPool:
-                        outcome = _after_broken_pool(run, out_root, attempts, retries, progress)
-                        if outcome is None:
-                            pending.append(run)
-                            continue
-                    if progress:
-                        progress.finished(run.name, outcome)
-                    on_done(run, outcome)
+            try:
+                while futures:
+                    pending += _collect(futures, out_root, attempts, retries, progress, on_done)
+            except KeyboardInterrupt:      # finished bags are on disk; a rerun resumes from them
+                _stop_workers(pool)
+                raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Ctrl-C: end the bags in flight now instead of letting the queued ones run to the end."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    # Python < 3.14 has no public terminate_workers(); the pool's process table is the way in
+    for process in list((getattr(pool, '_processes', None) or {}).values()):
+        process.terminate()
+
+
+def _collect(futures: dict, out_root: str, attempts: dict, retries: int,
+             progress: Optional[SuiteProgress], on_done: Done) -> list[BagRun]:
+    """Wait for the next bags to end and report them; returns those to run again."""
+    again = []
+    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+    for future in finished:
+        run = futures.pop(future)
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            outcome = _after_broken_pool(run, out_root, attempts, retries, progress)
+            if outcome is None:
+                again.append(run)
+                continue
+        if progress:
+            progress.finished(run.name, outcome)
+        on_done(run, outcome)
+    return again
 
 
 def _after_broken_pool(run: BagRun, out_root: str, attempts: dict, retries: int,
@@ -182,6 +202,14 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
             refs[options.remote(run.to_dict(), out_root, threads, force)] = run
         if progress:
             progress.submitted(len(refs))
+        _wait_ray(ray, refs, retries, progress, on_done)
+    finally:
+        ray.shutdown()
+
+
+def _wait_ray(ray, refs: dict, retries: int, progress: Optional[SuiteProgress], on_done: Done) -> None:
+    """Report each task as it ends; Ctrl-C cancels the rest (finished bags stay on disk)."""
+    try:
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
             for ref in ready:
@@ -195,5 +223,7 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
                 on_done(run, outcome)
             if not ready and progress:
                 progress.tick()
-    finally:
-        ray.shutdown()
+    except KeyboardInterrupt:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise

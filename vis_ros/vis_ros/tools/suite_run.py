@@ -61,15 +61,29 @@ def read_json(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
-def _hash_tree(path: Path, digest) -> None:
-    """Feed the names and bytes of a file or of every file under a folder (name order) to `digest`."""
+def tree_digest(path: Path, cache: Optional[dict] = None) -> str:
+    """sha256 of the names and bytes of a file, or of every file under a folder (name order).
+
+    `cache` maps a path to its last {'stat': [[name, size, mtime_ns], ...], 'sha256': ...}: when
+    no file's size or modification time changed, the bytes are not read again (re-running a suite
+    of large bags would otherwise read every bag just to find it unchanged). It is updated in place.
+    """
     path = Path(path)
     files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b'\0')
+    names = [str(f.relative_to(path)) if path.is_dir() else f.name for f in files]
+    stat = [[name, f.stat().st_size, f.stat().st_mtime_ns] for name, f in zip(names, files)]
+    known = (cache or {}).get(str(path))
+    if known and known.get('stat') == stat:
+        return known['sha256']
+    digest = hashlib.sha256()
+    for name, file in zip(names, files):
+        digest.update(name.encode() + b'\0')
         with file.open('rb') as stream:
             for block in iter(lambda: stream.read(1 << 20), b''):
                 digest.update(block)
+    if cache is not None:
+        cache[str(path)] = {'stat': stat, 'sha256': digest.hexdigest()}
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,15 +109,16 @@ def _referenced_files(params: Optional[dict]) -> list[str]:
     return sorted(found)
 
 
-def input_key(run: BagRun) -> str:
+def input_key(run: BagRun, cache: Optional[dict] = None) -> str:
     """sha256 of everything that decides a bag's result: bag, ground truth, run settings, files, code."""
-    digest = hashlib.sha256()
-    settings = {k: v for k, v in run.to_dict().items() if k not in ('params_file', 'cpus', 'gpus')}
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in [run.bag, *([run.gt] if run.gt else []), *_referenced_files(run.params)]:
-        _hash_tree(Path(path), digest)
-    digest.update(code_version().encode())
-    return digest.hexdigest()
+    # paths are left out (their bytes are hashed): a moved bag keeps its result
+    unused = ('bag', 'gt', 'params_file', 'cpus', 'gpus')
+    inputs = {'settings': {k: v for k, v in run.to_dict().items() if k not in unused},
+              'bag': tree_digest(Path(run.bag), cache),
+              'gt': tree_digest(Path(run.gt), cache) if run.gt else None,
+              'files': [tree_digest(Path(f), cache) for f in _referenced_files(run.params)],
+              'code': code_version()}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _write_params(run: BagRun, path: Path) -> Optional[Path]:
@@ -199,20 +214,23 @@ def _compute(run: BagRun, folder: Path, key: str) -> dict:
 
 
 def run_bag(run: dict, out_root: str, threads: int = 1, force: bool = False) -> dict:
-    """Replay + score one bag into OUT/bags/NAME; returns {'result': result.json, 'run': run.json}."""
+    """Replay + score one bag into OUT/bags/NAME; returns {'result': result.json, 'run': run.json}.
+
+    `force` reruns a bag whose result is current, and re-reads its inputs' bytes for the key.
+    """
     t0 = time.perf_counter()
     _setup_threads(threads)
     bag_run = BagRun(**run)
     folder = Path(out_root) / 'bags' / bag_run.name
+    previous = read_json(folder / RUN_INFO) or {}
+    cache = {} if force else dict(previous.get('hash_cache') or {})
     try:
-        key = input_key(bag_run)
+        key, failure = input_key(bag_run, cache), None
     except OSError as err:
-        key = None
-        failure = f'{type(err).__name__}: cannot read the inputs of {bag_run.name}: {err}'
+        key, failure = None, f'{type(err).__name__}: cannot read the inputs of {bag_run.name}: {err}'
     done = read_json(folder / RESULT)
     if key and not force and done and done.get('status') == 'ok' and done.get('input_key') == key:
-        info = {**(read_json(folder / RUN_INFO) or {}), 'skipped': True}
-        return {'result': done, 'run': info}
+        return {'result': done, 'run': {**previous, 'skipped': True}}
     info = _start(folder)
     if key is None:
         result = {'format': RESULT_FORMAT, 'name': bag_run.name, 'input_key': None, 'bag': bag_run.bag,
@@ -220,6 +238,7 @@ def run_bag(run: dict, out_root: str, threads: int = 1, force: bool = False) -> 
     else:
         result = _compute(bag_run, folder, key)
     write_json_atomic(folder / RESULT, result)
-    info.update(state=result['status'], wall_s=round(time.perf_counter() - t0, 3), skipped=False)
+    info.update(state=result['status'], wall_s=round(time.perf_counter() - t0, 3), skipped=False,
+                hash_cache=cache)
     write_json_atomic(folder / RUN_INFO, info)
     return {'result': result, 'run': info}
