@@ -17,6 +17,8 @@ setup(
     ],
     package_data={package_name: ['py.typed']},
     install_requires=['setuptools', 'numpy', 'scipy', 'pyyaml', 'tqdm'],
+    # `vis-ros suite --ray-address` on a cluster (scripts/requirements-fleet.txt); never needed by the node
+    extras_require={'fleet': ['ray>=2.9']},
     zip_safe=True,
     maintainer='vis_ros maintainers',
     maintainer_email='maintainers@vis-ros.dev',

@@ -11,6 +11,7 @@ COMMANDS = {
     'replay': ('vis_ros.tools.replay', 'run the pipeline over a rosbag offline, deterministically'),
     'make-bag': ('vis_ros.tools.make_bag', 'turn a folder of images or a video into a rosbag2'),
     'eval': ('vis_ros.tools.evaluate', 'score predictions against ground truth; writes a report'),
+    'suite': ('vis_ros.tools.suite', 'replay + score many bags in parallel (local cores or Ray); one report'),
     'build-engine': ('vis_ros.tools.build_engine', 'build (and cache) a TensorRT engine from ONNX'),
 }
 
