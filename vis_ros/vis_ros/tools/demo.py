@@ -8,7 +8,8 @@ in/out, drops, FPS, latency per stage, the node's overhead beyond the backend, t
 (DAVIS J of the best single track, or IDF1 on synthetic scenes) and the InstanceArray size.
 
 DDS stays on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) on a ROS_DOMAIN_ID that no other vis_ros
-process on this host holds (core.dds_domain; printed), or $VIS_ROS_DEMO_DOMAIN_ID when set. Exit codes: 0 ok, 1 failed (e.g. the node never published; its log tail is shown), 2 usage.
+process on this host holds (core.dds_domain; printed), or $VIS_ROS_DEMO_DOMAIN_ID when set.
+Exit codes: 0 ok, 1 failed (e.g. the node never published; its log tail is shown), 2 usage.
 """
 from __future__ import annotations
 
