@@ -2,7 +2,8 @@
 
 Every table under benchmarks/results/ comes from a script run, never from a hand edit: the .md
 carries a 'Command: <the command in backticks>' line near its top and the .json the same string
-under "command", so anyone can rerun it (test_bench_provenance checks that each .md has its .json and the two agree).
+under "command", so anyone can rerun it (test_bench_provenance checks that each .md has its
+.json and the two agree).
 """
 from __future__ import annotations
 
