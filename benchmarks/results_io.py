@@ -1,8 +1,9 @@
 r"""Write a results table and its .json together, both naming the exact command that made them.
 
 Every table under benchmarks/results/ comes from a script run, never from a hand edit: the .md
-carries a `Command: \`...\`` line near its top and the .json the same string under "command", so
-anyone can rerun it (test_bench_provenance checks that each .md has its .json and the two agree).
+carries a 'Command: <the command in backticks>' line near its top and the .json the same string
+under "command", so anyone can rerun it (test_bench_provenance checks that each .md has its
+.json and the two agree).
 """
 from __future__ import annotations
 
