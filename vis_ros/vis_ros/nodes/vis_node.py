@@ -41,7 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 
-from vis_ros.core.errors import ConfigError, InputError, VisError
+from vis_ros.core.errors import InputError, VisError
 from vis_ros.core.stream import PublicIds, StreamAction, StreamWatch
 from vis_ros.core.types import Frame, TrackState
 from vis_ros.ros import convert, qos
@@ -49,7 +49,7 @@ from vis_ros.ros.depth_input import DepthInput, depth_config
 from vis_ros.ros.diagnostics import NodeStats, build_diagnostics
 from vis_ros.ros.input_watch import InputWatch
 from vis_ros.ros.outputs import Outputs
-from vis_ros.ros.params import (NodeConfig, all_param_specs, change_refusal, check_param_names,
+from vis_ros.ros.params import (NodeConfig, all_param_specs, change_refusal, check_given_names,
                                 declare_parameters, read_config)
 from vis_ros.ros.prompt_input import PromptInput
 from vis_ros.ros.worker import FrameWorker, LatestSlot, SlotItem
@@ -67,9 +67,6 @@ class VisNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._table = all_param_specs(log=self.get_logger().debug)
         self._startup_errors = declare_parameters(self, self._table)
-        self._check_names()
-        for error in self._startup_errors.values():   # now: with autostart refused, nobody configures
-            self.get_logger().error(error)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.finalized = False   # main() stops spinning once the node reaches finalized
         self.exit_code = 0
@@ -91,19 +88,13 @@ class VisNode(LifecycleNode):
         self._autostart_timer = None
         if self.get_parameter('autostart').value:
             self._autostart_timer = self.create_timer(0.01, self._autostart)
-
-    def _check_names(self) -> None:
-        """Warn about given parameters nobody declared (typos); an error with strict_params."""
-        # rclpy keeps every -p / params-file value for this node here, declared or not
-        given = getattr(self, '_parameter_overrides', {})
-        try:
-            warning = check_param_names(given, self._parameters, where=self.get_name(),
-                                        strict=self.get_parameter('strict_params').value)
-        except ConfigError as err:
-            self._startup_errors['strict_params'] = str(err)
-            return
+        # last, once every parameter is declared: name the typos and the refused values now
+        # (with autostart refused nobody would configure, and the log would stay empty)
+        warning = check_given_names(self, self._startup_errors)
         if warning:
             self.get_logger().warning(warning)
+        for error in self._startup_errors.values():
+            self.get_logger().error(error)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
