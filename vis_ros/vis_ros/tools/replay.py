@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the replay command line (each default is stated once, in its help)."""
     p = argparse.ArgumentParser(prog='vis-ros replay', description=__doc__.split('\n')[0])
     p.add_argument('bag', type=Path, help='rosbag2 folder, .mcap or .db3 file')
-    p.add_argument('--out', type=Path, required=True,
+    p.add_argument('--out', type=Path, required=True, metavar='DIR',
                    help='output folder (created; only our file names are replaced)')
     p.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the '
                    "bag's only image topic (with several, they are listed)")
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f'also record a comma list of: {", ".join(RECORDABLE)} (input images, '
                    'overlay topic + overlay.webm, label images); default: only instances, classes, stamps')
     p.add_argument('--compression', choices=('zstd', 'none'), default='zstd',
-                   help='out.mcap chunk compression (default: zstd)')
+                   help='zstd: compressed MCAP chunks, JPEG overlay and PNG label images; none: raw '
+                   '(default: zstd)')
     p.add_argument('--video-codec', choices=tuple(c for c in CODECS if c != 'mp4v'), default=DEFAULT_CODEC,
                    help=f'overlay video codec, WebM (default: {DEFAULT_CODEC}; vp9 is ~7x slower to encode)')
     p.add_argument('--start', type=float, default=0.0, metavar='SEC',
