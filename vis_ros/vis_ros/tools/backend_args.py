@@ -46,7 +46,7 @@ def backend_overrides(backend: str, model: Optional[Path], options_json: Optiona
                               'litert or tensorrt')
         if not Path(model).is_file():
             raise ConfigError(f'--model {model}: no such file')
-        overrides['model_path'] = str(model)
+        overrides['model_path'] = str(Path(model).resolve())   # the node may run elsewhere
     validate_options(specs, overrides, owner=backend)   # unknown names and bad values fail here
     return overrides
 
