@@ -28,7 +28,11 @@ def test_every_option_has_help_with_one_default_and_its_choices(name):
             assert 'default' not in action.help, f'{name} {label} is required: {action.help}'
 
 
-def test_backend_choices_are_listed_and_top_level_help_exits_0(capsys):
-    assert cli(['replay', '--help']) == 0
+def test_backend_choices_are_listed_and_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli(['replay', '--help'])
+    assert done.value.code == 0
     assert '--backend {motion,onnx,litert,tensorrt}' in capsys.readouterr().out
-    assert cli(['eval', '--nonsense']) == 2
+    with pytest.raises(SystemExit) as done:
+        cli(['eval', 'pred', '--gt', 'gt', '--out', 'r', '--states', 'confirmed,nope'])
+    assert done.value.code == 2 and '--states must list some of' in capsys.readouterr().err
