@@ -31,7 +31,7 @@ from vis_ros.tools.backend_args import add_backend_arguments, backend_overrides
 from vis_ros.tools.bag_io import BagReader, format_topics
 from vis_ros.tools.params_file import NodeParams, full_names, load_node_params
 from vis_ros.tools.progress import Progress
-from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, human_size, prepare_out_dir
+from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, prepare_out_dir, written_line
 from vis_ros.tools.stop_signals import Interrupted, StopSignals
 from vis_ros.tools.video_out import CODECS, DEFAULT_CODEC
 
@@ -354,14 +354,6 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(written_line(summary, out))
 
 
-def written_line(summary: dict, out: Path) -> str:
-    """'wrote DIR: out.mcap 312.4 KB, frames.jsonl ... (total ...)' from the summary's sizes."""
-    sizes = dict(summary['outputs']['sizes_bytes'])
-    sizes['summary.json'] = (out / 'summary.json').stat().st_size
-    listed = ', '.join(f'{name} {human_size(size)}' for name, size in sizes.items())
-    return f'wrote {out}: {listed} (total {human_size(sum(sizes.values()))})'
-
-
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
          stop: StopSignals) -> int:
     try:
@@ -375,7 +367,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
         rep.stop = stop
         summary = replay(rep, argv)
     except VisError as err:
-        print(f'vis-ros replay: error: {err}', file=sys.stderr)
+        what = 'stopped' if isinstance(err, Interrupted) else 'error'
+        print(f'vis-ros replay: {what}: {err}', file=sys.stderr)
         partial = getattr(err, 'partial_outputs', None)
         if partial:
             print(f'vis-ros replay: partial outputs (complete: false) are in {partial}', file=sys.stderr)

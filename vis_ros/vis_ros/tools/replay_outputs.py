@@ -218,3 +218,11 @@ def prepare_out_dir(out_dir: Path) -> None:
     except OSError as err:
         raise InputError(f'cannot write to output folder {out_dir}: {err.strerror or err}; '
                          'choose a writable --out folder') from err
+
+
+def written_line(summary: dict, out: Path) -> str:
+    """'wrote DIR: out.mcap 312.4 KB, frames.jsonl ... (total ...)' from the summary's sizes."""
+    sizes = dict(summary['outputs']['sizes_bytes'])
+    sizes['summary.json'] = (out / 'summary.json').stat().st_size
+    listed = ', '.join(f'{name} {human_size(size)}' for name, size in sizes.items())
+    return f'wrote {out}: {listed} (total {human_size(sum(sizes.values()))})'
