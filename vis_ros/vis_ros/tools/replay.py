@@ -287,7 +287,9 @@ def load_params(args: argparse.Namespace) -> NodeParams:
     from vis_ros.ros.params import check_node_values, check_param_names
     params = load_node_params(args.params)
     values = full_names(params)
-    warning = check_param_names(values, where=f'replay --params {args.params}')
+    # strict_params: true in the file makes unknown names an error here too, as in the node
+    warning = check_param_names(values, where=f'replay --params {args.params}',
+                                strict=values.get('strict_params') is True)
     if warning:
         print(f'vis-ros replay: warning: {warning}', file=sys.stderr)
     try:
