@@ -189,6 +189,24 @@ def check_param_names(given: Iterable[str], known: Optional[Iterable[str]] = Non
     return text
 
 
+def check_given_names(node, errors: dict[str, str]) -> Optional[str]:
+    """Check the names given to a declared `node` (-p, params files); the warning text, or None.
+
+    With the node's strict_params true, unknown names are an error instead: added to `errors`
+    (name -> message, as declare_parameters returns them), so configure fails naming them.
+    """
+    # rclpy keeps every -p / params-file value for this node here, declared or not
+    given = getattr(node, '_parameter_overrides', {})
+    declared = [name for name in given if node.has_parameter(name)]
+    known = set(declared) | set(all_param_specs())
+    try:
+        return check_param_names(given, known, where=node.get_name(),
+                                 strict=node.get_parameter('strict_params').value)
+    except ConfigError as err:
+        errors['strict_params'] = str(err)
+        return None
+
+
 def check_node_values(values: Mapping[str, Any],
                       table: Optional[Mapping[str, ParamSpec]] = None) -> dict[str, Any]:
     """Check full-name values (e.g. from a params file) with the node's own table.
