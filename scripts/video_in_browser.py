@@ -118,7 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument('video', type=Path, help='overlay.webm (or .mp4) to open')
     parser.add_argument('--out', type=Path, default=Path('overlay_in_chromium.png'), help='screenshot PNG')
     parser.add_argument('--size', default='1000,620', help='window W,H (default: 1000,620)')
-    parser.add_argument('--timeout-s', type=float, default=30.0, help='wait this long for a frame (default: 30)')
+    parser.add_argument('--timeout-s', type=float, default=30.0,
+                        help='wait this long for a frame (default: 30)')
     args = parser.parse_args(argv)
     browser = shutil.which('chromium') or shutil.which('chromium-browser') or shutil.which('google-chrome')
     if browser is None:
@@ -128,8 +129,9 @@ def main(argv=None) -> int:
     video = args.video.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / 'page.html'
+        mime = MIME.get(video.suffix, 'video/' + video.suffix[1:])
         page.write_text(PAGE.format(src=video.as_uri(), name=html.escape(video.name),
-                                    mime_json=json.dumps(MIME.get(video.suffix, 'video/' + video.suffix[1:]))))
+                                    mime_json=json.dumps(mime)))
         title = screenshot(browser, page, args.out.resolve(), args.size, f'{tmp}/profile', args.timeout_s)
     print(f'screenshot of {video} in {Path(browser).name} ({title or "timed out"}): {args.out}')
     return 0 if title == 'done' else 1

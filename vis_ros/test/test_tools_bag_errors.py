@@ -11,6 +11,8 @@ import pytest
 
 from vis_ros.tools.bag_io import BagReader, BagWriter
 from vis_ros.tools.cli import main as cli
+from vis_ros.tools.cli import run as exit_code
+
 
 FIXTURE_TOPICS = [('/array_topic', 'test_msgs/msg/Arrays', 4), ('/test_topic', 'test_msgs/msg/BasicTypes', 3)]
 
@@ -168,7 +170,7 @@ def test_unwritable_output_folder_fails_before_processing(small_bags, tmp_path, 
 def test_bad_numbers_are_refused(small_bags, tmp_path, capsys):
     for args, message in ((['--every', '0'], '--every must be >= 1'),
                           (['--duration', '-1'], '--duration must be > 0')):
-        assert cli(['replay', str(small_bags / 'mcap'), '--out', str(tmp_path / 'o'), *args]) == 2
+        assert exit_code(['replay', str(small_bags / 'mcap'), '--out', str(tmp_path / 'o'), *args]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / 'o').exists()
 

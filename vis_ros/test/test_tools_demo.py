@@ -62,8 +62,9 @@ def test_demo_fails_clearly_when_node_never_configures(tmp_path):
     result = run_demo(tmp_path, '--synthetic', 'crossing', '--num-frames', '5', '--params-file', str(bad),
                       '--startup-timeout-s', '6')
     assert result.returncode == 1
-    assert 'vis_node did not configure' in result.stderr
-    assert 'vis_node log tail' in result.stderr and 'input_depth must be int in [1, 100]' in result.stderr
+    failure = next(line for line in result.stderr.splitlines() if 'vis_node failed to configure' in line)
+    assert 'input_depth must be int in [1, 100]' in failure
+    assert 'vis_node log tail' in result.stderr
 
 
 def test_demo_fails_as_soon_as_the_node_reports_a_configure_failure(tmp_path):
@@ -94,3 +95,15 @@ def test_demo_says_loudly_when_it_falls_back_to_the_synthetic_scene(tmp_path, mo
     source = load_source(num_frames=2)
     assert source.kind == 'synthetic' and source.why.startswith('FALLBACK: no DAVIS data at')
     assert str(tmp_path / 'no_data') in source.why and 'VIS_ROS_SHARED_DATA' in source.why
+
+
+def test_demo_model_and_backend_options_reach_the_node(tmp_path):
+    from vis_ros.core.sequences import repo_root
+    model = repo_root() / '.cache' / 'models' / 'selfie_segmentation.tflite'
+    if not model.is_file():
+        pytest.skip(f'{model} is absent (scripts/fetch_models.sh fetches it)')
+    result = run_demo(tmp_path, '--synthetic', 'crossing', '--num-frames', '8', '--backend', 'litert',
+                      '--model', str(model), '--backend-options', '{"score_threshold": 0.3}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f'"model_path": "{model}"' in result.stderr and '"score_threshold": 0.3' in result.stderr
+    assert 'configured: backend litert' in (tmp_path / 'demo' / 'node.log').read_text()

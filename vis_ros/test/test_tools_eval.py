@@ -15,6 +15,7 @@ from vis_ros.core.errors import InputError
 from vis_ros.core.masks import encode_mask
 from vis_ros.core.synthetic import make_scene, save_scene
 from vis_ros.tools.cli import main as cli
+from vis_ros.tools.cli import run as exit_code
 from vis_ros.tools.eval_data import coco_rle_decode, load_ground_truth
 
 CONFIRMED, LOST = 1, 2
@@ -214,8 +215,8 @@ def test_bad_inputs_fail_with_exit_1(scene_gt, tmp_path, capsys, case, message):
 
 def test_one_gt_per_prediction_is_a_usage_error(scene_gt, tmp_path):
     _, gt = scene_gt
-    assert cli(['eval', str(tmp_path / 'a'), str(tmp_path / 'b'), '--gt', str(gt), '--out',
-                str(tmp_path / 'r')]) == 2
+    assert exit_code(['eval', str(tmp_path / 'a'), str(tmp_path / 'b'), '--gt', str(gt), '--out',
+                      str(tmp_path / 'r')]) == 2
 
 
 def test_plot_legends_sit_outside_the_data():

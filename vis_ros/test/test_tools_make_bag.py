@@ -6,6 +6,7 @@ import pytest
 from vis_ros.core.synthetic import load_scene_gt, make_scene
 from vis_ros.tools.bag_io import BagReader
 from vis_ros.tools.cli import main as cli
+from vis_ros.tools.cli import run as exit_code
 from vis_ros.tools.make_bag import EPOCH_NS
 
 W, H, N = 160, 120, 12
@@ -102,7 +103,7 @@ def test_video_file(tmp_path):
     (['synthetic:crossing', '--max-frames', '0'], '--max-frames must be >= 1', 2),
 ])
 def test_bad_sources_and_options_fail_with_a_clear_message(tmp_path, capsys, args, message, code):
-    assert cli(['make-bag', *args, '--out', str(tmp_path / 'bag')]) == code
+    assert exit_code(['make-bag', *args, '--out', str(tmp_path / 'bag')]) == code
     assert message in capsys.readouterr().err
     assert not (tmp_path / 'bag').exists()
 

@@ -2,7 +2,8 @@
 
 Bags are made with make-bag (synthetic scene, 30 frames 320x240), replayed with the motion backend,
 and the outputs are read back: out.mcap with rosbags and rclpy, frames.jsonl, overlay.webm,
-summary.json (the module's fixture records everything: --record images,overlay,labels). Also:
+summary.json (the module's fixture records everything, raw: --record images,overlay,labels
+--compression none; the compressed forms are compared with it). Also:
 determinism, both storage formats, --every/--start/--duration, --realtime drops, the params YAML,
 and the DAVIS round trip make-bag -> replay -> eval.
 """
@@ -15,6 +16,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 
 from vis_ros.core.masks import Roi, decode_mask
@@ -47,7 +49,7 @@ def read_topic(bag, topic):
 def scene_run(tmp_path_factory):
     root = tmp_path_factory.mktemp('replay')
     bag = make_bag(root / 'crossing')
-    return bag, replay(bag, root / 'run1', '--record', 'images,overlay,labels')
+    return bag, replay(bag, root / 'run1', '--record', 'images,overlay,labels', '--compression', 'none')
 
 
 def instance_arrays(out):
@@ -109,6 +111,34 @@ def test_out_mcap_holds_input_instances_labels_overlay_with_the_input_headers(sc
             mask = decode_mask(roi, bytes(instance.mask_rle), H, W)
             assert (label_image == k).any() and not (label_image == k)[~mask].any()
         assert label_image.max() <= len(array.instances)
+
+
+def test_compressed_labels_and_overlay_decode_to_the_raw_ones(scene_run, tmp_path):
+    from sensor_msgs.msg import Image
+
+    from vis_ros.ros.cdr import deserialize
+    from vis_ros.ros.convert import image_to_numpy
+    bag, raw_run = scene_run
+    out = replay(bag, tmp_path / 'compressed', '--record', 'overlay,labels')     # zstd + jpeg/png
+    with BagReader(out / 'out.mcap') as reader:
+        assert {t.topic: t.msgtype for t in reader.topics()} == {
+            '/vis_ros/instances': 'vis_ros_msgs/msg/InstanceArray',
+            '/vis_ros/classes': 'vis_ros_msgs/msg/ClassTable',
+            '/vis_ros/labels/compressed': 'sensor_msgs/msg/CompressedImage',
+            '/vis_ros/overlay/compressed': 'sensor_msgs/msg/CompressedImage'}
+        labels, overlays = ([reader.deserialize(raw, c.msgtype) for _, raw, c in reader.messages(topic)]
+                            for topic in ('/vis_ros/labels/compressed', '/vis_ros/overlay/compressed'))
+    raw_labels, raw_overlays = ([image_to_numpy(deserialize(raw, Image))
+                                 for _, raw in read_topic(raw_run / 'out.mcap', topic)]
+                                for topic in ('/vis_ros/labels', '/vis_ros/overlay'))
+    assert len(labels) == len(overlays) == N
+    for label, overlay, want_label, want_overlay in zip(labels, overlays, raw_labels, raw_overlays):
+        assert label.format == 'mono16; png compressed mono16' and 'jpeg' in overlay.format
+        decoded = cv2.imdecode(np.asarray(label.data), cv2.IMREAD_UNCHANGED)
+        assert decoded.dtype == np.uint16 and (decoded == want_label).all()       # lossless
+        rgb = cv2.cvtColor(cv2.imdecode(np.asarray(overlay.data), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        assert np.abs(rgb.astype(int) - want_overlay).mean() < 8     # JPEG q90 of a noisy scene
+    assert (out / 'out.mcap').stat().st_size < (raw_run / 'out.mcap').stat().st_size / 3
 
 
 def test_frames_jsonl_is_the_instance_array_payload(scene_run):

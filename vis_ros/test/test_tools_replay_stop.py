@@ -71,7 +71,7 @@ def test_signal_stops_at_a_frame_boundary_with_closed_files_and_summary(interrup
     json.loads(records[-1])                          # the last line is whole
     with BagReader(out / 'out.mcap') as reader:      # the MCAP index was written
         counts = {t.topic: t.count for t in reader.topics()}
-    assert counts['/vis_ros/instances'] == counts['/vis_ros/overlay'] == summary['frames']
+    assert counts['/vis_ros/instances'] == counts['/vis_ros/overlay/compressed'] == summary['frames']
     video = cv2.VideoCapture(str(out / 'overlay.webm'))   # renamed from its temporary name on close
     assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == summary['frames']
     assert not [p.name for p in out.iterdir() if p.name.startswith('.')]

@@ -12,8 +12,7 @@ from typing import Any, Optional
 
 from vis_ros.core.errors import ConfigError
 from vis_ros.core.options import validate_options
-
-BACKEND_CHOICES = ('motion', 'onnx', 'litert', 'tensorrt')
+from vis_ros.segment.base import BACKEND_NAMES as BACKEND_CHOICES   # every registered backend
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, backend_help: str) -> None:
@@ -21,7 +20,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser, backend_help: str) ->
     parser.add_argument('--backend', choices=BACKEND_CHOICES, metavar='{' + ','.join(BACKEND_CHOICES) + '}',
                         help=backend_help)
     parser.add_argument('--model', type=Path, metavar='PATH',
-                        help="the backend's model file (sets <backend>.model_path; onnx, litert, tensorrt)")
+                        help="the backend's model file (sets <backend>.model_path)")
     parser.add_argument('--backend-options', metavar='JSON',
                         help='backend options as a JSON object, e.g. \'{"score_threshold": 0.4}\' '
                              '(names as in config/<backend>.yaml, without the "<backend>." prefix)')
@@ -42,11 +41,13 @@ def backend_overrides(backend: str, model: Optional[Path], options_json: Optiona
     specs = backend_options(backend)
     if model is not None:
         if not any(spec.name == 'model_path' for spec in specs):
-            raise ConfigError(f'backend {backend!r} takes no model; --model needs --backend onnx, '
-                              'litert or tensorrt')
+            with_model = [name for name in BACKEND_CHOICES
+                          if any(s.name == 'model_path' for s in backend_options(name))]
+            raise ConfigError(f'backend {backend!r} takes no model; --model needs --backend '
+                              f'{" or ".join(with_model)}')
         if not Path(model).is_file():
             raise ConfigError(f'--model {model}: no such file')
-        overrides['model_path'] = str(model)
+        overrides['model_path'] = str(Path(model).resolve())   # the node may run elsewhere
     validate_options(specs, overrides, owner=backend)   # unknown names and bad values fail here
     return overrides
 

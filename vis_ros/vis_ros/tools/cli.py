@@ -33,9 +33,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'vis-ros: unknown command {name!r}\n\n{_usage()}', file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Like main(), for callers in the same process: argparse's exits (usage 2, --help 0) are returned."""
     try:
-        return int(module.main(rest) or 0)
-    except SystemExit as done:   # argparse: usage errors exit 2, --help 0; callers get the code back
+        return main(argv)
+    except SystemExit as done:
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 1
 
 

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--gt', nargs='+', type=Path, required=True,
                    help='ground truth per PRED: DAVIS sequence/Annotations folder, synthetic scene '
                    'folder (make-bag writes BAG_gt/), MOTS PNG folder or MOTS .txt')
-    p.add_argument('--out', type=Path, required=True, help='report folder (REPORT.md, report.json, *.png)')
+    p.add_argument('--out', type=Path, required=True, metavar='REPORT',
+                   help='report folder (REPORT.md, report.json, *.png)')
     p.add_argument('--gt-format', choices=('auto', 'davis', 'scene', 'mots'), default='auto',
                    help='ground-truth layout; default: auto (scene.json -> scene, 16-bit PNGs or .txt -> '
                    'mots, 8-bit PNGs -> davis)')

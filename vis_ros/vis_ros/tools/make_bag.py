@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='vis-ros make-bag', description=__doc__.split('\n')[0])
     p.add_argument('src', help='folder of images, DAVIS sequence folder, video file, or synthetic:<preset> '
                    '(crossing, occlusion, reentry, crowd, pan)')
-    p.add_argument('--out', type=Path, required=True, help='the bag folder to create')
+    p.add_argument('--out', type=Path, required=True, metavar='BAG', help='the bag folder to create')
     p.add_argument('--rate', type=float, metavar='HZ', help="frames per second; default: the source's "
                    '(DAVIS 24, images 30, a video its own fps, a synthetic scene its own stamps)')
     p.add_argument('--compressed', action='store_true', help='write sensor_msgs/CompressedImage (jpeg) '

@@ -32,7 +32,7 @@ from vis_ros.tools.bag_io import BagReader, format_topics
 from vis_ros.tools.depth_tools import BagDepth
 from vis_ros.tools.params_file import NodeParams, full_names, load_node_params
 from vis_ros.tools.progress import Progress
-from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, human_size, prepare_out_dir
+from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, prepare_out_dir, written_line
 from vis_ros.tools.stop_signals import Interrupted, StopSignals
 from vis_ros.tools.video_out import CODECS, DEFAULT_CODEC
 
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the replay command line (each default is stated once, in its help)."""
     p = argparse.ArgumentParser(prog='vis-ros replay', description=__doc__.split('\n')[0])
     p.add_argument('bag', type=Path, help='rosbag2 folder, .mcap or .db3 file')
-    p.add_argument('--out', type=Path, required=True,
+    p.add_argument('--out', type=Path, required=True, metavar='DIR',
                    help='output folder (created; only our file names are replaced)')
     p.add_argument('--topic', help='image topic (sensor_msgs/Image or CompressedImage); default: the '
                    "bag's only image topic (with several, they are listed)")
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f'also record a comma list of: {", ".join(RECORDABLE)} (input images, '
                    'overlay topic + overlay.webm, label images); default: only instances, classes, stamps')
     p.add_argument('--compression', choices=('zstd', 'none'), default='zstd',
-                   help='out.mcap chunk compression (default: zstd)')
+                   help='zstd: compressed MCAP chunks, JPEG overlay and PNG label images; none: raw '
+                   '(default: zstd)')
     p.add_argument('--video-codec', choices=tuple(c for c in CODECS if c != 'mp4v'), default=DEFAULT_CODEC,
                    help=f'overlay video codec, WebM (default: {DEFAULT_CODEC}; vp9 is ~7x slower to encode)')
     p.add_argument('--start', type=float, default=0.0, metavar='SEC',
@@ -298,7 +299,9 @@ def load_params(args: argparse.Namespace) -> NodeParams:
     from vis_ros.ros.params import check_node_values, check_param_names
     params = load_node_params(args.params)
     values = full_names(params)
-    warning = check_param_names(values, where=f'replay --params {args.params}')
+    # strict_params: true in the file makes unknown names an error here too, as in the node
+    warning = check_param_names(values, where=f'replay --params {args.params}',
+                                strict=values.get('strict_params') is True)
     if warning:
         print(f'vis-ros replay: warning: {warning}', file=sys.stderr)
     try:
@@ -373,14 +376,6 @@ def _print_summary(summary: dict, out: Path) -> None:
     print(written_line(summary, out))
 
 
-def written_line(summary: dict, out: Path) -> str:
-    """'wrote DIR: out.mcap 312.4 KB, frames.jsonl ... (total ...)' from the summary's sizes."""
-    sizes = dict(summary['outputs']['sizes_bytes'])
-    sizes['summary.json'] = (out / 'summary.json').stat().st_size
-    listed = ', '.join(f'{name} {human_size(size)}' for name, size in sizes.items())
-    return f'wrote {out}: {listed} (total {human_size(sum(sizes.values()))})'
-
-
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
          stop: StopSignals) -> int:
     try:
@@ -394,7 +389,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
         rep.stop = stop
         summary = replay(rep, argv)
     except VisError as err:
-        print(f'vis-ros replay: error: {err}', file=sys.stderr)
+        what = 'stopped' if isinstance(err, Interrupted) else 'error'
+        print(f'vis-ros replay: {what}: {err}', file=sys.stderr)
         partial = getattr(err, 'partial_outputs', None)
         if partial:
             print(f'vis-ros replay: partial outputs (complete: false) are in {partial}', file=sys.stderr)

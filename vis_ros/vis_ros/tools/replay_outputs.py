@@ -1,10 +1,13 @@
 """What `vis-ros replay` writes per frame: out.mcap, frames.jsonl and (on request) the overlay video.
 
 By default out.mcap holds only /vis_ros/instances and /vis_ros/classes (the input stamps are in
-every InstanceArray header and in frames.jsonl), zstd-compressed MCAP chunks: a few hundred KB for
-a 150-frame 640x480 bag instead of the 369 MB that raw images, labels and overlays took.
-`record` adds `images` (the input topic, copied byte for byte), `labels` (/vis_ros/labels) and
-`overlay` (/vis_ros/overlay and overlay.webm).
+every InstanceArray header and in frames.jsonl), zstd-compressed MCAP chunks: ~100 KB for a
+150-frame 640x480 bag instead of the 352 MB that raw images, labels and overlays took.
+`record` adds `images` (the input topic, copied byte for byte), `labels` and `overlay` (and
+overlay.webm). Compressed (the default), those are sensor_msgs/CompressedImage on
+/vis_ros/labels/compressed (lossless 16-bit PNG) and /vis_ros/overlay/compressed (JPEG), as
+image_transport's compressed plugin names and formats them; uncompressed, Image on /vis_ros/labels
+(mono16) and /vis_ros/overlay (rgb8).
 
 The messages are the node's own: built by vis_ros.ros.convert from the same tracks the node would
 publish (`select_tracks`), serialized by rclpy, with the SOURCE image header. frames.jsonl is
@@ -19,6 +22,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import cv2
+import numpy as np
+
 
 from vis_ros.core.covariance import class_table_version
 from vis_ros.core.overlay import draw_overlay, label_image
@@ -32,6 +38,10 @@ TOPIC_LABELS = '/vis_ros/labels'
 TOPIC_CLASSES = '/vis_ros/classes'
 _ARRAY = 'vis_ros_msgs/msg/InstanceArray'
 _IMAGE = 'sensor_msgs/msg/Image'
+_COMPRESSED = 'sensor_msgs/msg/CompressedImage'
+# what: (format string, cv2.imencode extension, parameters) of the compressed topics
+_CODEC = {'overlay': ('rgb8; jpeg compressed bgr8', '.jpg', [cv2.IMWRITE_JPEG_QUALITY, 90]),
+          'labels': ('mono16; png compressed mono16', '.png', [cv2.IMWRITE_PNG_COMPRESSION, 3])}
 RECORDABLE = ('images', 'overlay', 'labels')
 OUTPUT_FILES = ('out.mcap', 'overlay.webm', 'overlay.mp4', 'frames.jsonl', 'summary.json')
 
@@ -86,6 +96,7 @@ class ReplayOutputs:
         self.overlay_alpha = overlay_alpha
         self.input_topic = input_topic
         self.record = frozenset(record)
+        self.compress = compress
         self.frames_written = 0
         self.video = VideoFile(self.out_dir / 'overlay', video_fps, video_codec, 'vis-ros replay') \
             if 'overlay' in self.record else None
@@ -94,11 +105,31 @@ class ReplayOutputs:
         if 'images' in self.record:   # copied byte for byte, with the definition the source bag stored
             self.bag.add_topic(input_topic, input_connection.msgtype,
                                msgdef=input_connection.msgdef.data or None, digest=input_connection.digest)
-        topics = [(TOPIC_INSTANCES, _ARRAY), (TOPIC_CLASSES, 'vis_ros_msgs/msg/ClassTable')]
-        topics += [(t, _IMAGE) for t, what in ((TOPIC_OVERLAY, 'overlay'), (TOPIC_LABELS, 'labels'))
-                   if what in self.record]
-        for topic, msgtype in topics:
-            self.bag.add_topic(topic, msgtype)
+        self.bag.add_topic(TOPIC_INSTANCES, _ARRAY)
+        self.bag.add_topic(TOPIC_CLASSES, 'vis_ros_msgs/msg/ClassTable')
+        for what in ('overlay', 'labels'):
+            if what in self.record:
+                self.bag.add_topic(self.image_topic(what), _COMPRESSED if compress else _IMAGE)
+
+    def image_topic(self, what: str) -> str:
+        """Topic of the overlay or label images (image_transport's /compressed when compressed)."""
+        base = TOPIC_OVERLAY if what == 'overlay' else TOPIC_LABELS
+        return f'{base}/compressed' if self.compress else base
+
+    def _write_image(self, what: str, bag_time_ns: int, header, pixels: np.ndarray) -> None:
+        from vis_ros.ros import cdr, convert
+        if not self.compress:
+            to_msg = convert.rgb_to_image if what == 'overlay' else convert.labels_to_image
+            raw = self._canonical(cdr.serialize(to_msg(pixels, header)), _IMAGE)
+        else:
+            fmt, ext, params = _CODEC[what]
+            image = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if what == 'overlay' else pixels
+            ok, data = cv2.imencode(ext, image, params)
+            if not ok:
+                raise RuntimeError(f'cv2.imencode({ext}) failed for a {pixels.shape} {what} image')
+            msg = self.bag.typestore.types[_COMPRESSED](header=header, format=fmt, data=data.reshape(-1))
+            raw = self.bag.serialize(msg, _COMPRESSED)
+        self.bag.write(self.image_topic(what), bag_time_ns, raw)
 
     @property
     def video_error(self) -> str:
@@ -131,12 +162,10 @@ class ReplayOutputs:
         self.bag.write(TOPIC_INSTANCES, bag_time_ns, self._canonical(cdr.serialize(array), _ARRAY))
         if 'labels' in self.record:
             labels = label_image(shown.tracks, frame.height, frame.width)
-            self.bag.write(TOPIC_LABELS, bag_time_ns,
-                           self._canonical(cdr.serialize(convert.labels_to_image(labels, header)), _IMAGE))
+            self._write_image('labels', bag_time_ns, header, labels)
         if 'overlay' in self.record:
             overlay = draw_overlay(frame.image, shown.tracks, self.class_names, alpha=self.overlay_alpha)
-            self.bag.write(TOPIC_OVERLAY, bag_time_ns,
-                           self._canonical(cdr.serialize(convert.rgb_to_image(overlay, header)), _IMAGE))
+            self._write_image('overlay', bag_time_ns, header, overlay)
             self.video.write(overlay)
         record = instance_record(array, index, bag_time_ns)
         self._jsonl.write(json.dumps(record, separators=(',', ':')) + '\n')
@@ -195,3 +224,11 @@ def prepare_out_dir(out_dir: Path) -> None:
     except OSError as err:
         raise InputError(f'cannot write to output folder {out_dir}: {err.strerror or err}; '
                          'choose a writable --out folder') from err
+
+
+def written_line(summary: dict, out: Path) -> str:
+    """'wrote DIR: out.mcap 312.4 KB, frames.jsonl ... (total ...)' from the summary's sizes."""
+    sizes = dict(summary['outputs']['sizes_bytes'])
+    sizes['summary.json'] = (out / 'summary.json').stat().st_size
+    listed = ', '.join(f'{name} {human_size(size)}' for name, size in sizes.items())
+    return f'wrote {out}: {listed} (total {human_size(sum(sizes.values()))})'
