@@ -89,6 +89,7 @@ class DetectSamSegmenter:
                                 detail)
         self.stage_ms: dict[str, float] = {}
         self.prompt_rows: dict[int, int] = {}
+        self.keyframe = False   # whether the last frame ran the encoder
         self.prompt_options = PromptOptions(opts['track_prompts'], opts['track_prompt_frames'],
                                             opts['track_only_prompted'], opts['prompt_tolerance_s'])
 
@@ -152,10 +153,10 @@ class DetectSamSegmenter:
         carried = self._keyframes.carry(rgb, detections, prompts)
         if carried is not None:
             self.prompt_rows = {}
-            self.stage_ms['keyframe'] = 0.0
+            self.keyframe = False
             return carried
         self._embeddings = self.encode(rgb)
-        self.stage_ms['keyframe'] = 1.0
+        self.keyframe = True
         start = time.perf_counter()
         rows = self._decode_all(detections, prompts, height, width)
         count = max(len(rows[0]), 1)

@@ -58,6 +58,9 @@ class OrtRunner:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads:
             options.intra_op_num_threads = num_threads
+        # idle worker threads sleep instead of spinning: on a robot's shared CPU a spinning pool
+        # steals the cores the camera driver and the tracker need (and slows itself down)
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         available = ort.get_available_providers()
         providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
                      if p in available and (cuda or p == 'CPUExecutionProvider')]

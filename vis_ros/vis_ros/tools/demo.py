@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--rate', type=float, default=None,
                         help="camera rate in Hz (default: the source's, 24 for DAVIS)")
     parser.add_argument('--num-frames', type=int, default=None, help='stream only the first N frames')
+    parser.add_argument('--prompt', type=Path, help='JSON list of user prompts for backend detect_sam '
+                        '({"frame": N, "box": [x1, y1, x2, y2]}; tools/prompts.py)')
     parser.add_argument('--startup-timeout-s', type=float, default=90.0,
                         help='wait this long for the node to configure (backend load)')
     return parser
@@ -160,6 +162,7 @@ def _camera_command(source, rate: float, stamps_file: Path, args) -> list[str]:
 def _run_processes(args, source, params_file: Path, env: dict, rate: float):
     """Node + recorder + camera; (recorder, stamps, node_log) or an exit code on failure."""
     from vis_ros.ros.recorder import OutputRecorder, wait_for
+    from vis_ros.tools.prompts import demo_prompt_sender
     node_log, stamps_file = args.out / 'node.log', args.out / 'stamps.json'
     stamps_file.unlink(missing_ok=True)
     with open(node_log, 'w') as log:
@@ -170,6 +173,7 @@ def _run_processes(args, source, params_file: Path, env: dict, rate: float):
                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     recorder = OutputRecorder(f'/{NODE_NAME}')
     try:
+        demo_prompt_sender(args.prompt, recorder, f'/{NODE_NAME}', IMAGE_TOPIC)
         if not wait_for(lambda: (recorder.classes is not None and recorder.matched())
                         or node.poll() is not None, args.startup_timeout_s) or node.poll() is not None:
             return _fail(f'vis_node did not configure within {args.startup_timeout_s:g} s '
