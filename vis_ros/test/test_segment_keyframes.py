@@ -37,3 +37,26 @@ def test_a_scene_change_forces_a_keyframe(keyed, shared_data):
     before = keyed._keyframes.forced
     keyed.segment(Frame(davis_frame('car-shadow', 0)[0], 1))   # a cut to another scene
     assert keyed.keyframe and keyed._keyframes.forced == before + 1
+
+
+def test_async_encoder_never_holds_the_output(shared_data):
+    mp = pytest.MonkeyPatch()
+    mp.setenv('VIS_ROS_MODEL_DIR', str(shared_models()))
+    backend = make_backend('detect_sam', {'keyframe_interval': 2, 'async_encoder': True})
+    mp.undo()
+    try:
+        backend.segment(Frame(davis_frame('cows', 0)[0], 0))   # nothing to carry yet: synchronous
+        assert backend.keyframe
+        backend.segment(Frame(davis_frame('cows', 1)[0], 1))   # carried
+        rgb, gt = davis_frame('cows', 2)
+        instances = backend.segment(Frame(rgb, 2))              # due: encoder started, masks carried
+        job = backend._background._job
+        assert not backend.keyframe and job is not None and not job[0].done()
+        assert max(mask_iou(m, gt) for m in instances.masks) >= 0.75
+        job[0].result(timeout=300)
+        rgb, gt = davis_frame('cows', 3)
+        instances = backend.segment(Frame(rgb, 3))              # frame 2's keyframe, carried to 3
+        assert backend._background._job is None and backend._keyframes._since == 1
+        assert max(mask_iou(m, gt) for m in instances.masks) >= 0.75
+    finally:
+        backend.close()
