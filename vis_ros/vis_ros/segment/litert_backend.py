@@ -37,7 +37,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
 )
 
 
-
 def _make_interpreter(path, num_threads: int):
     try:
         from ai_edge_litert.interpreter import Interpreter
