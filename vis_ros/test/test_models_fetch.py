@@ -97,3 +97,15 @@ def test_model_search_order_and_missing(tmp_path, monkeypatch):
     assert find_model('m.onnx') == (first / 'm.onnx').resolve()
     with pytest.raises(ModelNotFound, match=r'fetch_models.sh --dest DIR'):
         find_model('absent.onnx', 'detect_sam detector')
+
+
+def test_litert_default_model_is_searched_in_the_model_folders(tmp_path, monkeypatch):
+    pytest.importorskip('ai_edge_litert')
+    from vis_ros.core.errors import ModelFormatError
+    from vis_ros.segment.base import make_backend
+    mine = tmp_path / 'models'
+    mine.mkdir()
+    (mine / 'selfie_segmentation.tflite').write_bytes(b'\x00' * 64)   # found first, and not a model
+    monkeypatch.setenv('VIS_ROS_MODEL_DIR', str(mine))
+    with pytest.raises(ModelFormatError, match=str(mine / 'selfie_segmentation.tflite')):
+        make_backend('litert', {})

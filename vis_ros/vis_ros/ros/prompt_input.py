@@ -64,3 +64,46 @@ class PromptInput:
         if self._subscription is not None:
             self._node.destroy_subscription(self._subscription)
             self._subscription = None
+
+
+def prompt_to_msg(prompt: Prompt, stamp_ns: int, frame_id: str = ''):
+    """A core Prompt as a vis_ros_msgs/Prompt with the given header stamp."""
+    from vis_ros_msgs.msg import Prompt as PromptMsg
+
+    from vis_ros.ros.convert import make_header
+    msg = PromptMsg(label=prompt.label)
+    msg.header = make_header(stamp_ns, frame_id)
+    if prompt.box is not None:
+        msg.kind, msg.box = PromptMsg.KIND_BOX, prompt.box.copy()
+    else:
+        msg.kind, msg.point = PromptMsg.KIND_POINT, prompt.point.copy()
+    return msg
+
+
+class PromptSender:
+    """Sends a prompt file's entries to <node>/prompt as a camera's images go by (the demo's side).
+
+    Runs on an existing node (its executor spins it): a "frame": N entry is sent with the stamp of
+    the N-th image seen on `image_topic`; "stamp_ns" entries are sent with the first image.
+    """
+
+    def __init__(self, node, node_path: str, image_topic: str, entries):
+        """entries: (frame index or None, Prompt) pairs (core.prompts.read_prompt_file)."""
+        from sensor_msgs.msg import Image
+        from vis_ros_msgs.msg import Prompt as PromptMsg
+        self._entries = list(entries)
+        self._count = 0
+        self.sent = 0
+        self._pub = node.create_publisher(PromptMsg, f'{node_path}/prompt', qos.make_qos('reliable', 10))
+        self._sub = node.create_subscription(Image, image_topic, self._on_image,
+                                             qos.make_qos('best_effort', 5))
+
+    def _on_image(self, msg) -> None:
+        stamp = stamp_to_ns(msg.header.stamp)
+        due = [(f, p) for f, p in self._entries if f is None or f <= self._count]
+        self._entries = [(f, p) for f, p in self._entries if f is not None and f > self._count]
+        for frame, prompt in due:
+            own = prompt.stamp_ns if frame is None else stamp
+            self._pub.publish(prompt_to_msg(prompt, own, msg.header.frame_id))
+            self.sent += 1
+        self._count += 1

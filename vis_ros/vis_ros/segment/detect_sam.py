@@ -25,7 +25,7 @@ from vis_ros.core.prompts import Prompt, PromptSource
 from vis_ros.core.types import Frame, Instances
 from vis_ros.segment import minisam
 from vis_ros.segment.base import BackendInfo
-from vis_ros.segment.keyframes import KEYFRAME_OPTIONS, KeyframeScheduler
+from vis_ros.segment.keyframes import KEYFRAME_OPTIONS, BackgroundKeyframe, KeyframeScheduler
 from vis_ros.segment.model_runtime import RUNTIMES, ModelSpec, open_model
 from vis_ros.segment.onnx_backend import as_frame, elapsed_ms
 from vis_ros.segment.prompting import PromptOptions
@@ -83,12 +83,13 @@ class DetectSamSegmenter:
         self._decode = YoloxDecoder(DETECTOR_SIZE, opts['score_threshold'], opts['nms_iou'],
                                     opts['max_instances'], parse_classes(opts['classes']))
         self._keyframes = KeyframeScheduler(opts)
-        self._embeddings: Optional[np.ndarray] = None
+        self._background = BackgroundKeyframe() if opts['async_encoder'] else None
         detail = ' | '.join(r.detail for r in (detector, encoder, decoder))
         self.info = BackendInfo('detect_sam', COCO_CLASSES, (DETECTOR_SIZE, DETECTOR_SIZE), encoder.device,
                                 detail)
         self.stage_ms: dict[str, float] = {}
         self.prompt_rows: dict[int, int] = {}
+        self.keyframe = False   # whether the last frame ran the encoder
         self.prompt_options = PromptOptions(opts['track_prompts'], opts['track_prompt_frames'],
                                             opts['track_only_prompted'], opts['prompt_tolerance_s'])
 
@@ -119,10 +120,8 @@ class DetectSamSegmenter:
         return detections
 
     def encode(self, rgb: np.ndarray) -> np.ndarray:
-        """Image embeddings [1, 256, 64, 64] (timed as 'encoder')."""
-        start = time.perf_counter()
+        """Image embeddings [1, 256, 64, 64]."""
         embeddings = self._encoder.run({'input': minisam.encoder_input(rgb)}, ['output'])['output']
-        self.stage_ms['encoder'] = elapsed_ms(start)
         return np.asarray(embeddings, np.float32)
 
     def mask(self, embeddings: np.ndarray, height: int, width: int, box=None, point=None
@@ -146,32 +145,44 @@ class DetectSamSegmenter:
     def segment(self, frame: Frame | np.ndarray, prompts: Sequence[Prompt] = ()) -> Instances:
         """Instances for the detections and the prompts; see the module docstring."""
         rgb = as_frame(frame).image
-        height, width = rgb.shape[:2]
-        self.stage_ms = {}
+        self.stage_ms, self.prompt_rows, self.keyframe = {}, {}, False
         detections = self.detect(rgb)
+        if self._background is not None:
+            self._background.collect(self._keyframes)
         carried = self._keyframes.carry(rgb, detections, prompts)
         if carried is not None:
-            self.prompt_rows = {}
-            self.stage_ms['keyframe'] = 0.0
             return carried
-        self._embeddings = self.encode(rgb)
-        self.stage_ms['keyframe'] = 1.0
-        start = time.perf_counter()
-        rows = self._decode_all(detections, prompts, height, width)
-        count = max(len(rows[0]), 1)
-        self.stage_ms['decoder'] = elapsed_ms(start)
-        self.stage_ms['decoder_per_instance'] = self.stage_ms['decoder'] / count
-        instances = _instances(*rows, height, width)
+        if self._background is not None and self._keyframes.ready(rgb) and \
+                not any(p.source == PromptSource.USER for p in prompts):
+            # never wait for the encoder: it runs on this frame in the background, and the
+            # masks are carried until its result is in (a user's prompt is worth the wait)
+            self._background.submit(self._keyframe, rgb, detections, prompts)
+            return self._keyframes.carry(rgb, detections, prompts, force=True)
+        instances, self.prompt_rows, timings = self._keyframe(rgb, detections, prompts)
+        self.stage_ms.update(timings)
+        self.keyframe = True
         self._keyframes.remember(rgb, instances)
         return instances
 
-    def _decode_all(self, detections: Detections, prompts: Sequence[Prompt], height: int, width: int):
-        masks, scores, classes = [], [], []
+    def _keyframe(self, rgb: np.ndarray, detections: Detections, prompts: Sequence[Prompt]):
+        """(instances, prompt rows, stage ms) of a keyframe: encoder, then one decoder run per prompt."""
+        height, width = rgb.shape[:2]
+        start = time.perf_counter()
+        embeddings = self.encode(rgb)
+        timings = {'encoder': elapsed_ms(start)}
+        start = time.perf_counter()
+        masks, scores, classes, rows = self._decode_all(embeddings, detections, prompts, height, width)
+        timings['decoder'] = elapsed_ms(start)
+        timings['decoder_per_instance'] = timings['decoder'] / max(len(masks), 1)
+        return _instances(masks, scores, classes, height, width), rows, timings
+
+    def _decode_all(self, embeddings, detections: Detections, prompts: Sequence[Prompt], height: int,
+                    width: int):
+        masks, scores, classes, prompt_rows = [], [], [], {}
         for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids):
-            mask, iou = self.mask(self._embeddings, height, width, box=box)
+            mask, iou = self.mask(embeddings, height, width, box=box)
             if mask.any():   # the geometric mean keeps the detector's scale for the tracker's thresholds
                 masks.append(mask), scores.append(float(np.sqrt(score * iou))), classes.append(int(cls))
-        self.prompt_rows = {}
         for k, prompt in enumerate(prompts):
             if not prompt.inside(height, width):
                 continue
@@ -179,29 +190,32 @@ class DetectSamSegmenter:
             if prompt.source == PromptSource.TRACK:
                 if len(detections) and box_iou(box[None], detections.boxes).max() >= self._opts['cover_iou']:
                     continue
-                mask, iou = self.mask(self._embeddings, height, width, box=box)
+                mask, iou = self.mask(embeddings, height, width, box=box)
                 if iou < self._opts['track_prompt_min_iou'] or not _fits(mask, box):
                     continue
-                self.prompt_rows[k] = len(masks)
+                prompt_rows[k] = len(masks)
                 masks.append(mask), scores.append(self._opts['track_prompt_score'] * iou)
                 classes.append(prompt.class_id)
             else:
-                mask, iou = self.mask(self._embeddings, height, width, box=box, point=prompt.point)
+                mask, iou = self.mask(embeddings, height, width, box=box, point=prompt.point)
                 if not mask.any():
                     continue
-                self.prompt_rows[k] = len(masks)
+                prompt_rows[k] = len(masks)
                 classes.append(_user_class(prompt, mask, masks, classes))
                 masks.append(mask), scores.append(max(iou, 0.9))
-        return masks, scores, classes
+        return masks, scores, classes, prompt_rows
 
     def reset(self) -> None:
         """Forget the carried masks and embeddings (a new stream)."""
         self._keyframes.reset()
-        self._embeddings = None
+        if self._background is not None:
+            self._background.drop()
         self.prompt_rows = {}
 
     def close(self) -> None:
         """Release the three models; safe to call twice."""
+        if self._background is not None:
+            self._background.close()
         for runner in (self._detector, self._encoder, self._decoder):
             runner.close()
 

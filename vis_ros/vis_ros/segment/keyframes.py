@@ -10,6 +10,7 @@ frame no longer matches the current one). `keyframe_interval: 1` disables carryi
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Optional, Sequence
 
 import cv2
@@ -28,6 +29,9 @@ KEYFRAME_OPTIONS: tuple[OptionSpec, ...] = (
                '(pixels at the frame size; fast camera motion)', 0.0, 1e4),
     OptionSpec('keyframe_scene_change', 40.0, 'force a keyframe when the mean absolute gray difference '
                'between the flow-warped previous frame and this one exceeds this (0-255; a cut)', 0.0, 255.0),
+    OptionSpec('async_encoder', False, 'run keyframes (encoder + decoder) on a worker thread and carry '
+               'the masks until they are done, so the output never waits for the encoder (CPU robots; '
+               'results then depend on timing)'),
     OptionSpec('keyframe_new_score', 0.5, 'force a keyframe when a detection with at least this score '
                'matches no carried mask (a new object)', 0.0, 1.0),
 )
@@ -62,11 +66,20 @@ class KeyframeScheduler:
         """A keyframe's result: what the following frames carry."""
         self._gray, self._instances, self._since = self._small_gray(rgb), instances, 0
 
-    def carry(self, rgb: np.ndarray, detections, prompts: Sequence[Prompt]) -> Optional[Instances]:
-        """The carried instances for this frame, or None when it must be a keyframe."""
-        if self.interval <= 1 or self._instances is None or self._since + 1 >= self.interval \
-                or any(p.source == PromptSource.USER for p in prompts) \
-                or self._instances.image_size != rgb.shape[:2]:
+    def ready(self, rgb: np.ndarray) -> bool:
+        """True when there are masks of this frame size to carry."""
+        return self._instances is not None and self._instances.image_size == rgb.shape[:2]
+
+    def carry(self, rgb: np.ndarray, detections, prompts: Sequence[Prompt], force: bool = False
+              ) -> Optional[Instances]:
+        """The carried instances for this frame, or None when it must be a keyframe.
+
+        force: carry whatever the triggers say (a keyframe is already running in the background).
+        """
+        if not self.ready(rgb):
+            return None
+        if not force and (self.interval <= 1 or self._since + 1 >= self.interval
+                          or any(p.source == PromptSource.USER for p in prompts)):
             return None
         gray = self._small_gray(rgb)
         flow = self._flow.calc(gray, self._gray, None)   # current pixel -> where it was before
@@ -75,12 +88,12 @@ class KeyframeScheduler:
         grid = _pixel_grid(*gray.shape)
         warped_gray = cv2.remap(self._gray, grid + flow, None, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        if np.median(np.linalg.norm(flow, axis=2)) * scale > self.motion_px or \
-                np.abs(warped_gray.astype(np.float32) - gray).mean() > self.scene_change:
+        if not force and (np.median(np.linalg.norm(flow, axis=2)) * scale > self.motion_px
+                          or np.abs(warped_gray.astype(np.float32) - gray).mean() > self.scene_change):
             self.forced += 1
             return None
         carried = self._warp(cv2.resize(flow, (width, height)) * scale, height, width)
-        refreshed = self._refit(carried, detections)
+        refreshed = self._refit(carried, detections, force)
         if refreshed is None:
             self.forced += 1
             return None
@@ -98,7 +111,7 @@ class KeyframeScheduler:
         keep = masks.reshape(len(masks), -1).any(1)
         return Instances.from_masks(masks[keep], previous.scores[keep], previous.class_ids[keep])
 
-    def _refit(self, carried: Instances, detections) -> Optional[Instances]:
+    def _refit(self, carried: Instances, detections, force: bool) -> Optional[Instances]:
         """Each carried mask that a detection matches, moved and scaled into that detection's box."""
         if len(detections) == 0:
             return carried
@@ -108,7 +121,7 @@ class KeyframeScheduler:
         for j in np.argsort(-detections.scores):
             k = int(np.argmax(iou[j])) if iou.shape[1] else -1
             if k < 0 or iou[j, k] < 0.3 or k in taken:
-                if detections.scores[j] >= self.new_score:
+                if detections.scores[j] >= self.new_score and not force:
                     return None   # an object no carried mask explains: the encoder must see it
                 continue
             taken.add(k)
@@ -133,3 +146,33 @@ def _fit_to_box(mask: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.
     matrix = np.array([[sx, 0, target[0] - sx * source[0]], [0, sy, target[1] - sy * source[1]]], np.float32)
     height, width = mask.shape
     return cv2.warpAffine(mask.astype(np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST) > 0
+
+
+class BackgroundKeyframe:
+    """One keyframe at a time on a worker thread; its result becomes the carried state when done."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix='detect_sam_keyframe')
+        self._job = None   # (future, rgb of the frame it encodes)
+
+    def submit(self, keyframe, rgb: np.ndarray, detections, prompts) -> None:
+        """Start `keyframe(rgb, detections, prompts)` unless one is already running."""
+        if self._job is None:
+            self._job = (self._pool.submit(keyframe, rgb, detections, prompts), rgb)
+
+    def collect(self, scheduler: KeyframeScheduler) -> None:
+        """Hand a finished keyframe's instances to the scheduler (its errors are raised here)."""
+        if self._job is None or not self._job[0].done():
+            return
+        future, rgb = self._job
+        self._job = None
+        scheduler.remember(rgb, future.result()[0])
+
+    def drop(self) -> None:
+        """Forget the running keyframe (a new stream); it finishes unused."""
+        self._job = None
+
+    def close(self) -> None:
+        """Wait for the worker and stop it."""
+        self._job = None
+        self._pool.shutdown(wait=True)

@@ -10,11 +10,13 @@ ai_edge_litert is imported only when an interpreter is built.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from vis_ros.core.errors import BackendUnavailable, ModelFormatError
+from vis_ros.core.model_paths import find_model
 from vis_ros.core.options import OptionSpec, validate_options
 from vis_ros.core.types import Frame, Instances
 from vis_ros.segment.base import BackendInfo
@@ -33,8 +35,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
     *DECODER_OPTIONS,
     OptionSpec('num_threads', 2, 'CPU threads for the interpreter', 1, 256),
 )
-
-_FETCH_HINT = ' (run scripts/fetch_models.sh to get .cache/models/selfie_segmentation.tflite)'
 
 
 def _make_interpreter(path, num_threads: int):
@@ -89,8 +89,10 @@ class LiteRtSegmenter:
     def from_options(cls, options: Optional[Mapping[str, Any]] = None) -> 'LiteRtSegmenter':
         """Validate options, load the model, pick the decoder and the input geometry."""
         opts = validate_options(OPTIONS, options, 'litert')
-        hint = _FETCH_HINT if opts['model_path'] == DEFAULT_MODEL else ''
-        path = find_model_file(opts['model_path'], 'litert', hint)
+        if opts['model_path'] == DEFAULT_MODEL:   # the fetched model: every model folder is searched
+            path = find_model(Path(DEFAULT_MODEL).name, 'litert')
+        else:
+            path = find_model_file(opts['model_path'], 'litert')
         interpreter = _make_interpreter(path, opts['num_threads'])
         inputs = interpreter.get_input_details()
         if len(inputs) != 1:

@@ -58,6 +58,9 @@ class OrtRunner:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if num_threads:
             options.intra_op_num_threads = num_threads
+        # idle worker threads sleep instead of spinning: on a robot's shared CPU a spinning pool
+        # steals the cores the camera driver and the tracker need (and slows itself down)
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         available = ort.get_available_providers()
         providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
                      if p in available and (cuda or p == 'CPUExecutionProvider')]
@@ -85,7 +88,7 @@ class TrtRunner:
     """A TensorRT engine with fixed input shapes, several named inputs (engine cached on disk)."""
 
     def __init__(self, path: Path, spec: ModelSpec, precision: str = 'fp16', build_if_missing: bool = True):
-        from vis_ros.segment.trt_runtime import builder_flag, import_tensorrt, open_cuda
+        from vis_ros.segment.trt_runtime import import_tensorrt, open_cuda
         trt = import_tensorrt()
         self._trt, self._cuda = trt, open_cuda(0)
         shapes = {n: tuple(int(v) for v in s) for n, s in spec.inputs.items()}
@@ -93,28 +96,8 @@ class TrtRunner:
         key = EngineKey(self._cuda.gpu_name, self._cuda.compute_capability, trt.__version__, precision,
                         InputShape.fixed(int(main[-2]), int(main[-1])).text(), sha256_file(path))
 
-        def build():
-            logger = trt.Logger(trt.Logger.WARNING)
-            builder = trt.Builder(logger)
-            network = builder.create_network(0)
-            parser = trt.OnnxParser(network, logger)
-            if not parser.parse_from_file(str(path)):
-                errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
-                raise ModelFormatError(f'TensorRT cannot parse {path}: {errors}')
-            config = builder.create_builder_config()
-            profile = builder.create_optimization_profile()
-            for i in range(network.num_inputs):
-                name = network.get_input(i).name
-                profile.set_shape(name, shapes[name], shapes[name], shapes[name])
-            config.add_optimization_profile(profile)
-            if precision == 'fp16':
-                config.set_flag(builder_flag(trt, 'FP16'))
-            engine = builder.build_serialized_network(network, config)
-            if engine is None:
-                raise BackendUnavailable(f'TensorRT failed to build an engine for {path}; see its log')
-            return bytes(engine), {'onnx': str(path)}
-
-        cached = obtain(EngineCache(), path.stem, key, build, build_if_missing=build_if_missing)
+        cached = obtain(EngineCache(), path.stem, key, lambda: _build(trt, path, shapes, precision),
+                        build_if_missing=build_if_missing)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(cached.path.read_bytes())
         self.context = self.engine.create_execution_context()
@@ -154,6 +137,30 @@ class TrtRunner:
     def close(self) -> None:
         """Drop the context, engine and buffers."""
         self._buffers, self.context, self.engine = {}, None, None
+
+
+def _build(trt, path: Path, shapes: Mapping[str, tuple], precision: str) -> tuple[bytes, dict]:
+    """Serialized engine with every input fixed at its shape in `shapes`, and its sidecar metadata."""
+    from vis_ros.segment.trt_runtime import builder_flag
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(path)):
+        errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ModelFormatError(f'TensorRT cannot parse {path}: {errors}')
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        name = network.get_input(i).name
+        profile.set_shape(name, shapes[name], shapes[name], shapes[name])
+    config.add_optimization_profile(profile)
+    if precision == 'fp16':
+        config.set_flag(builder_flag(trt, 'FP16'))
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise BackendUnavailable(f'TensorRT failed to build an engine for {path}; see its log')
+    return bytes(engine), {'onnx': str(path), 'shapes': {k: list(v) for k, v in shapes.items()}}
 
 
 def open_model(path: Path, spec: ModelSpec, runtime: str, *, num_threads: int = 0,

@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera rate (default: the source's, 24 for DAVIS)")
     parser.add_argument('--num-frames', type=int, metavar='N',
                         help='stream only the first N frames (default: all)')
+    parser.add_argument('--prompt', type=Path, metavar='FILE', help='JSON list of user prompts for backend '
+                        'detect_sam ({"frame": N, "box": [x1, y1, x2, y2]}; tools/prompts.py) (default: none)')
     parser.add_argument('--startup-timeout-s', type=float, default=90.0, metavar='SEC',
                         help='wait this long for the node to configure, i.e. load its backend (default: 90)')
     return parser
@@ -191,6 +193,7 @@ def _camera_command(source, rate: float, stamps_file: Path, args) -> list[str]:
 def _run_processes(args, source, params_file: Path, env: dict, rate: float, extra: Sequence[str] = ()):
     """Node + recorder + camera; (recorder, stamps, node_log) or an exit code on failure."""
     from vis_ros.ros.recorder import OutputRecorder, wait_for
+    from vis_ros.tools.prompts import demo_prompt_sender
     node_log, stamps_file = args.out / 'node.log', args.out / 'stamps.json'
     stamps_file.unlink(missing_ok=True)
     with open(node_log, 'w') as log:
@@ -201,6 +204,7 @@ def _run_processes(args, source, params_file: Path, env: dict, rate: float, extr
                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     recorder = OutputRecorder(f'/{NODE_NAME}')
     try:
+        demo_prompt_sender(args.prompt, recorder, f'/{NODE_NAME}', IMAGE_TOPIC)
         # Returns as soon as the node is ready, exits, or reports that its configure failed.
         ready = wait_for(lambda: (recorder.classes is not None and recorder.matched())
                          or node.poll() is not None or configure_failure(node_log) is not None,

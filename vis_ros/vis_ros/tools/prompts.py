@@ -52,3 +52,11 @@ class PromptFeeder:
         errors = list(session.errors) + never
         return {'file': str(self.path), 'given': self.given, 'bad': session.bad_prompts + len(never),
                 'errors': errors, 'prompted_ids': sorted(self.prompted_ids)}
+
+
+def demo_prompt_sender(path: Optional[Path], recorder, node_path: str, image_topic: str):
+    """With --prompt on the demo: a ros.prompt_input.PromptSender on the recorder's node, else None."""
+    if path is None:
+        return None
+    from vis_ros.ros.prompt_input import PromptSender
+    return PromptSender(recorder.node, node_path, image_topic, read_prompt_file(path))

@@ -1,0 +1,62 @@
+"""CPU keyframes of detect_sam: the encoder every N frames, flow-carried masks between, forced on a cut."""
+import pytest
+
+from vis_ros.core.masks import mask_iou
+from vis_ros.core.types import Frame
+from vis_ros.segment.base import make_backend
+from vis_ros.segment.yolox import COCO_CLASSES
+
+from sam_fixtures import davis_frame, shared_models
+
+
+@pytest.fixture(scope='module')
+def keyed():
+    mp = pytest.MonkeyPatch()
+    mp.setenv('VIS_ROS_MODEL_DIR', str(shared_models()))
+    backend = make_backend('detect_sam', {'keyframe_interval': 3})
+    mp.undo()
+    yield backend
+    backend.close()
+
+
+def test_masks_are_carried_between_keyframes(keyed, shared_data):
+    keyed.reset()
+    seen = []
+    for index in range(4):
+        rgb, gt = davis_frame('cows', index)
+        instances = keyed.segment(Frame(rgb, index))
+        cows = [m for m, c in zip(instances.masks, instances.class_ids) if COCO_CLASSES[c] == 'cow']
+        seen.append((keyed.keyframe, max((mask_iou(m, gt) for m in cows), default=0.0)))
+    assert [k for k, _ in seen] == [True, False, False, True], seen
+    assert all(iou >= 0.75 for _, iou in seen), seen
+
+
+def test_a_scene_change_forces_a_keyframe(keyed, shared_data):
+    keyed.reset()
+    keyed.segment(Frame(davis_frame('cows', 0)[0], 0))
+    before = keyed._keyframes.forced
+    keyed.segment(Frame(davis_frame('car-shadow', 0)[0], 1))   # a cut to another scene
+    assert keyed.keyframe and keyed._keyframes.forced == before + 1
+
+
+def test_async_encoder_never_holds_the_output(shared_data):
+    mp = pytest.MonkeyPatch()
+    mp.setenv('VIS_ROS_MODEL_DIR', str(shared_models()))
+    backend = make_backend('detect_sam', {'keyframe_interval': 2, 'async_encoder': True})
+    mp.undo()
+    try:
+        backend.segment(Frame(davis_frame('cows', 0)[0], 0))   # nothing to carry yet: synchronous
+        assert backend.keyframe
+        backend.segment(Frame(davis_frame('cows', 1)[0], 1))   # carried
+        rgb, gt = davis_frame('cows', 2)
+        instances = backend.segment(Frame(rgb, 2))              # due: encoder started, masks carried
+        job = backend._background._job
+        assert not backend.keyframe and job is not None and not job[0].done()
+        assert max(mask_iou(m, gt) for m in instances.masks) >= 0.75
+        job[0].result(timeout=300)
+        rgb, gt = davis_frame('cows', 3)
+        instances = backend.segment(Frame(rgb, 3))              # frame 2's keyframe, carried to 3
+        assert backend._background._job is None and backend._keyframes._since == 1
+        assert max(mask_iou(m, gt) for m in instances.masks) >= 0.75
+    finally:
+        backend.close()
