@@ -31,7 +31,8 @@ def test_ground_truth_as_tracker_output_scores_perfectly_and_a_swap_is_counted(s
     swapped[late, 2] = a + b - swapped[late, 2]
     tracker_mot17.write_mot(tmp_path / 'perfect' / 'data' / f'{seq.name}.txt', perfect, detections)
     tracker_mot17.write_mot(tmp_path / 'swapped' / 'data' / f'{seq.name}.txt', swapped, detections)
-    scores = tracker_mot17.trackeval_scores(shared_data / 'mot17', tmp_path, ['perfect', 'swapped'], [seq.name])
+    scores = tracker_mot17.trackeval_scores(shared_data / 'mot17', tmp_path, ['perfect', 'swapped'],
+                                            [seq.name])
     best = scores['perfect'][seq.name]
     assert best['IDF1'] == pytest.approx(1.0) and best['MOTA'] == pytest.approx(1.0) and best['IDSW'] == 0
     assert best['HOTA'] > 0.99
