@@ -45,6 +45,9 @@ WORKER = Path(__file__).resolve().parent / 'tracker_peers_worker.py'
 PEERS_PYTHON = ROOT / '.cache' / 'peers-venv' / 'bin' / 'python'
 NORFAIR_PYTHON = ROOT / '.cache' / 'norfair-venv' / 'bin' / 'python'
 DEFAULT_PRESETS = ('crossing', 'occlusion', 'reentry', 'crowd', 'pan')
+STEP_TIME_NOTE = ('Step times are CPU time of the stepping thread (time.thread_time) per step() / update() '
+                  'call, every process pinned to one core with one thread; the machine is shared, so compare '
+                  'ratios measured in the same run.')
 OURS, OURS_EMB, OURS_FRAME = ('vis_ros (ours), masks', 'vis_ros (ours), masks + embedding',
                               'vis_ros (ours), masks + frame')
 NORFAIR_EMB = 'norfair + embedding'
@@ -81,9 +84,9 @@ def run_ours(scene, stream: list, config, cue: str) -> dict:
         frame = scene.frames[t] if cue == OURS_FRAME else None
         if cue == OURS_EMB:
             instances = replace(instances, embeddings=embeddings)
-        start = time.perf_counter()
+        start = time.thread_time()
         tracks = tracker.step(instances, scene.stamps_ns[t], frame=frame)
-        step_ms.append((time.perf_counter() - start) * 1e3)
+        step_ms.append((time.thread_time() - start) * 1e3)
         confirmed = [tr for tr in tracks.tracks if tr.state == TrackState.CONFIRMED
                      and tr.detection_index >= 0]
         ids.append(np.array([tr.track_id for tr in confirmed], np.int64))
@@ -245,7 +248,7 @@ def synthetic_report(args, config, peers) -> tuple[str, str, dict]:
     lines = [unseen.DESCRIPTION if args.unseen else '',
              f'Seeds {args.seeds} per preset; detector noise: {noise_description(noise)}.',
              'Scores in %, means over seeds; ID switches summed over seeds; step times over all steps.',
-             'One core, one thread per process; machine shared with other work, so compare ratios.', '']
+             STEP_TIME_NOTE, '']
     data = {'presets': {}, 'noise': noise_description(noise)}
     for preset in presets:
         per_seed = []
