@@ -52,7 +52,7 @@ step() {
   local pid=$!
   next=$((t + TICK_S))
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
+    sleep 0.2   # short polls: a finished step moves on at once
     if [ "$SECONDS" -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
       last=$(grep -v 'is ignored: it is neither a file nor a directory' "$log" | tr '\r' '\n' \
         | grep -v '^\s*$' | tail -n1 | cut -c1-100 || true)
