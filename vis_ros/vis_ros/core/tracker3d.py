@@ -67,19 +67,19 @@ class Tracker3D:
         """Forget every track (a new sequence)."""
         self._filters.clear()
 
-    def step(self, tracks: Tracks, depth_m: Optional[np.ndarray],
+    def step(self, tracks: Tracks, depth: Optional[np.ndarray],
              camera: Optional[CameraIntrinsics]) -> dict[int, Estimate3D]:
         """Advance every track's filter to tracks.stamp_ns; return {track id: estimate} to publish.
 
-        depth_m: (H, W) float32 metres (invalid NaN) registered to the masks, or None when no depth
-        matched this frame (every filter is then only predicted). A track is published while its
-        last 3D measurement is at most config.stale_s old.
+        depth: (H, W) uint16 mm or float32 m (depth3d.check_depth) registered to the masks, or None
+        when no depth matched this frame (every filter is then only predicted). A track is
+        published while its last 3D measurement is at most config.stale_s old.
         """
         cfg, stamp = self.config, tracks.stamp_ns
         alive = {t.track_id for t in tracks.tracks if t.state != TrackState.REMOVED}
         for gone in [i for i in self._filters if i not in alive or i in tracks.ended_ids]:
             del self._filters[gone]
-        usable = depth_m is not None and camera is not None and depth_m.shape == tuple(tracks.image_size)
+        usable = depth is not None and camera is not None and depth.shape == tuple(tracks.image_size)
         out = {}
         for track in tracks.tracks:
             if track.track_id not in alive:
@@ -88,7 +88,7 @@ class Tracker3D:
             if filt is not None:
                 filt.predict(stamp, cfg.accel_sigma)
             if usable and track.detection_index >= 0:
-                meas = measure_mask(depth_m, track.mask, track.box, camera, cfg)
+                meas = measure_mask(depth, track.mask, track.box, camera, cfg)
                 if meas is not None and filt is None:
                     filt = self._filters[track.track_id] = _Filter(meas, stamp)
                 elif meas is not None:
