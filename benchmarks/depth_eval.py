@@ -54,14 +54,16 @@ def run_scene(preset: str, seed: int, frames: int, config: DepthConfig) -> list[
 
 
 def row(name: str, summary: dict) -> list[str]:
+    """Table cells of one summary."""
     pos, rel, rng = summary['position_m'], summary['position_relative'], summary['range_m']
     vel, settled = summary['velocity_mps'], summary['velocity_settled_mps']
     return [name, f'{pos["count"]}', f'{rng["median"]:.2f}', f'{pos["median"]:.3f} / {pos["p90"]:.3f}',
-            f'{100 * rel["median"]:.2f}% / {100 * rel["p90"]:.2f}%', f'{vel["median"]:.3f} / {vel["p90"]:.3f}',
-            f'{settled["median"]:.3f} / {settled["p90"]:.3f}']
+            f'{100 * rel["median"]:.2f}% / {100 * rel["p90"]:.2f}%',
+            f'{vel["median"]:.3f} / {vel["p90"]:.3f}', f'{settled["median"]:.3f} / {settled["p90"]:.3f}']
 
 
 def main() -> int:
+    """Run the scenes, print the table, write it with --out."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--presets', default=','.join(PRESETS))
     parser.add_argument('--seeds', default='0,1')
@@ -82,10 +84,11 @@ def main() -> int:
     rows.append(row('**all**', data['all']))
     header = ['scene', 'pairs', 'range median (m)', 'position err median / p90 (m)',
               '% of range median / p90', 'velocity err median / p90 (m/s)', 'settled velocity err (m/s)']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] + ['| ' + ' | '.join(r) + ' |' for r in rows]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
     body = '\n'.join(lines) + (
-        f'\n\nSeeds {args.seeds}, {args.frames} frames each at 640x480, ~30 Hz. Targets: median position error '
-        '<= 3% of range, velocity error <= 0.2 m/s (median).\n')
+        f'\n\nSeeds {args.seeds}, {args.frames} frames each at 640x480, ~30 Hz. Targets: median position '
+        'error <= 3% of range, velocity error <= 0.2 m/s (median).\n')
     print(body)
     if args.out:
         write_results(args.out, '3D position and velocity error on synthetic depth scenes', body,

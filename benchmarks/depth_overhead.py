@@ -86,6 +86,7 @@ def reference_us(repeats: int = 500) -> float:
 
 
 def main() -> int:
+    """Measure each track count, print the table, write it with --out."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--tracks', default='1,5,10,20')
     parser.add_argument('--frames', type=int, default=300)
@@ -97,8 +98,10 @@ def main() -> int:
     data = {}
     for count in (int(c) for c in args.tracks.split(',')):
         times = measure(count, args.frames)
-        data[count] = {s: {'p50': float(np.median(v)), 'p90': float(np.percentile(v, 90))} for s, v in times.items()}
-        cells = [str(count)] + [f'{data[count][s]["p50"]:.3f}' for s in stages] + [f'{data[count]["total"]["p90"]:.3f}']
+        data[count] = {s: {'p50': float(np.median(v)), 'p90': float(np.percentile(v, 90))}
+                       for s, v in times.items()}
+        cells = [str(count)] + [f'{data[count][s]["p50"]:.3f}' for s in stages]
+        cells.append(f'{data[count]["total"]["p90"]:.3f}')
         lines.append('| ' + ' | '.join(cells) + ' |')
         print(lines[-1], flush=True)
     reference = reference_us()

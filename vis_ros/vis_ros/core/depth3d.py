@@ -45,7 +45,7 @@ class DepthConfig:
     max_samples: int = _knob(1500, 'at most this many mask pixels are read per measurement (a regular '
                              'subsample of larger masks; bounds the cost per track)', 100, 10000000)
     pixel_sigma: float = _knob(3.0, 'noise of the mask centroid (px, 1 sigma): mask edges jitter '
-                                'by a few pixels between frames', 0.01, 100.0)
+                               'by a few pixels between frames', 0.01, 100.0)
     depth_sigma_m: float = _knob(0.01, 'depth noise at zero range (m, 1 sigma)', 0.0, 10.0)
     depth_sigma_per_m2: float = _knob(0.0015, 'depth noise growth with range: sigma += this * z^2 (1/m)',
                                       0.0, 10.0)
