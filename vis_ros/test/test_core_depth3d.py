@@ -70,6 +70,17 @@ def test_too_few_valid_pixels_and_out_of_range_give_no_measurement():
     assert measure_mask(holes, mask, box_of(mask), CAMERA, config).valid_pixels == 30
 
 
+def test_a_mask_split_between_two_far_surfaces_measures_one_of_them():
+    # regression: an even count split 50/50 has its mean-of-two median between the surfaces, and
+    # no pixel was near it (replay crashed on an empty selection)
+    mask = np.zeros((H, W), bool)
+    mask[50:60, 40:60] = True
+    depth = np.full((H, W), 2.0, np.float32)
+    depth[50:60, 50:60] = 6.0
+    meas = measure_mask(depth, mask, box_of(mask), CAMERA, DepthConfig())
+    assert meas.position[2] == 2.0 and meas.valid_pixels == 100
+
+
 def test_depth_config_is_checked():
     with pytest.raises(ConfigError, match='depth.min_range_m'):
         DepthConfig(min_range_m=5.0, max_range_m=4.0)

@@ -180,8 +180,11 @@ def measure_mask(depth: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: C
     if np.count_nonzero(valid) < config.min_valid_pixels:
         return None
     z, index = z[valid], index[valid]
-    depth_m = float(np.median(z))
+    middle = (z.size - 1) // 2   # the lower median: a real sample, never between two far surfaces
+    depth_m = float(np.partition(z, middle)[middle])
     near = np.abs(z - depth_m) <= max(0.2, 0.1 * depth_m)   # the object's surface, not the background
+    if np.count_nonzero(near) < config.min_valid_pixels:
+        return None
     z, index = z[near], index[near]
     v, u = np.divmod(index, x2 - x1)
     uc, vc = float(u.mean()) + x1, float(v.mean()) + y1
