@@ -129,6 +129,19 @@ def test_velocity_comes_from_the_filter_and_lost_tracks_are_predicted_then_dropp
     assert out == {} and tracker._filters == {}
 
 
+def test_an_outlier_depth_is_skipped_and_a_lasting_jump_restarts_the_filter():
+    mask = disc(80, 60, 10)
+    tracker = Tracker3D()
+    for k in range(10):
+        out = tracker.step(Tracks(k * 33_000_000, (H, W), (track(mask),)), scene_depth(mask, 3.0), CAMERA)
+    for k in range(10, 12):   # the mask covers something 3 m farther for two frames: ignored
+        out = tracker.step(Tracks(k * 33_000_000, (H, W), (track(mask),)), scene_depth(mask, 6.0), CAMERA)
+        assert out[1].position[2] == pytest.approx(3.0, abs=0.05)
+    out = tracker.step(Tracks(12 * 33_000_000, (H, W), (track(mask),)), scene_depth(mask, 6.0), CAMERA)
+    assert out[1].position[2] == pytest.approx(6.0)   # the third in a row: the object is there
+    assert np.all(out[1].velocity == 0)
+
+
 def test_a_new_track_without_enough_depth_has_no_3d():
     mask = disc(80, 60, 10)
     depth = np.zeros((H, W), np.float32)

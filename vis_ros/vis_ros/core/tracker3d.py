@@ -16,10 +16,15 @@ from vis_ros.core.depth3d import CameraIntrinsics, DepthConfig, Estimate3D, Meas
 from vis_ros.core.types import Tracks, TrackState
 
 _INITIAL_VELOCITY_SIGMA = 2.0   # m/s: a new track may move at walking-to-running speed
+# A measurement farther than this (squared Mahalanobis distance, chi-square 3 dof, p = 0.999) from
+# the prediction is an outlier: a 2D mask that briefly covered another object or the background.
+# It is skipped; REINIT_AFTER outliers in a row mean the track really is elsewhere: start again.
+GATE_D2 = 16.27
+REINIT_AFTER = 3
 
 
 class _Filter:
-    __slots__ = ('mean', 'cov', 'stamp_ns', 'measured_ns', 'size')
+    __slots__ = ('mean', 'cov', 'stamp_ns', 'measured_ns', 'size', 'outliers')
 
     def __init__(self, meas: Measurement3D, stamp_ns: int):
         self.mean = np.concatenate([meas.position, np.zeros(3)])
@@ -28,6 +33,13 @@ class _Filter:
         self.cov[3:, 3:] = np.eye(3) * _INITIAL_VELOCITY_SIGMA ** 2
         self.stamp_ns = self.measured_ns = stamp_ns
         self.size = meas.size
+        self.outliers = 0
+
+    def gate(self, meas: Measurement3D) -> bool:
+        """Tell whether `meas` is consistent with the prediction (not an outlier)."""
+        innovation = meas.position - self.mean[:3]
+        d2 = innovation @ np.linalg.solve(self.cov[:3, :3] + meas.cov, innovation)
+        return bool(d2 <= GATE_D2)
 
     def predict(self, stamp_ns: int, accel_sigma: float) -> None:
         dt = (stamp_ns - self.stamp_ns) / 1e9
@@ -67,6 +79,24 @@ class Tracker3D:
         """Forget every track (a new sequence)."""
         self._filters.clear()
 
+    def _measure(self, track, filt: Optional[_Filter], depth: np.ndarray, camera: CameraIntrinsics,
+                 stamp: int) -> Optional[_Filter]:
+        """Measure a matched track and update (or start) its filter; return the filter."""
+        meas = measure_mask(depth, track.mask, track.box, camera, self.config)
+        if meas is None:
+            return filt
+        if filt is not None and not filt.gate(meas):
+            filt.outliers += 1
+            if filt.outliers < REINIT_AFTER:
+                return filt   # skip one outlier
+            filt = None       # REINIT_AFTER in a row: the object is elsewhere, start again
+        if filt is None:
+            filt = self._filters[track.track_id] = _Filter(meas, stamp)
+        else:
+            filt.update(meas, stamp)
+            filt.outliers = 0
+        return filt
+
     def step(self, tracks: Tracks, depth: Optional[np.ndarray],
              camera: Optional[CameraIntrinsics]) -> dict[int, Estimate3D]:
         """Advance every track's filter to tracks.stamp_ns; return {track id: estimate} to publish.
@@ -88,11 +118,7 @@ class Tracker3D:
             if filt is not None:
                 filt.predict(stamp, cfg.accel_sigma)
             if usable and track.detection_index >= 0:
-                meas = measure_mask(depth, track.mask, track.box, camera, cfg)
-                if meas is not None and filt is None:
-                    filt = self._filters[track.track_id] = _Filter(meas, stamp)
-                elif meas is not None:
-                    filt.update(meas, stamp)
+                filt = self._measure(track, filt, depth, camera, stamp)
             if filt is not None and stamp - filt.measured_ns <= cfg.stale_s * 1e9:
                 out[track.track_id] = filt.estimate()
         return out
