@@ -47,7 +47,8 @@ def main() -> int:
     args = parser.parse_args()
     records = load_tracks3d(args.replay_out)
     if records is None:
-        print(f'{args.replay_out} has no tracks3d.jsonl: replay a bag with depth + camera_info', file=sys.stderr)
+        print(f'{args.replay_out} has no tracks3d.jsonl: replay a bag with depth + camera_info',
+              file=sys.stderr)
         return 1
     import matplotlib
     matplotlib.use('Agg')

@@ -33,6 +33,15 @@ DOMAIN_ID = claim_domain()
 FRAMES, DEPTH_FRAMES = 36, 26
 
 
+def spin_in_background(ctx, *nodes) -> SingleThreadedExecutor:
+    """An executor spinning `nodes` on a daemon thread (shut it down to stop)."""
+    executor = SingleThreadedExecutor(context=ctx)
+    for node in nodes:
+        executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    return executor
+
+
 @pytest.fixture(scope='module')
 def run():
     from vis_ros.nodes.vis_node import VisNode
@@ -53,14 +62,9 @@ def run():
     image_pub = helper.create_publisher(Image, '/t/image', qos.CAMERA_IN)
     depth_pub = helper.create_publisher(Image, '/t/depth', DEPTH_QOS)
     info_pub = helper.create_publisher(CameraInfo, '/t/camera_info', DEPTH_QOS)
-    executor = SingleThreadedExecutor(context=ctx)
-    executor.add_node(node)
-    executor.add_node(helper)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    executor = spin_in_background(ctx, node, helper)
     try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert [node.trigger_configure(), node.trigger_activate()] == [TransitionCallbackReturn.SUCCESS] * 2
         assert wait_for(lambda: image_pub.get_subscription_count() and depth_pub.get_subscription_count()
                         and info_pub.get_subscription_count(), 20)
         cam = scene.camera

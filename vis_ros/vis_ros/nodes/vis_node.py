@@ -12,7 +12,8 @@ no lifecycle manager.
 
 Topics: input `image` (remap it; sensor_msgs/Image, or CompressedImage with input_type:=compressed),
 outputs ~/instances, ~/labels, ~/overlay, ~/detections, ~/classes, /diagnostics (ros/outputs.py,
-ros/diagnostics.py).
+ros/diagnostics.py). With depth.enabled also inputs `depth` + `camera_info` and output ~/markers
+(ros/depth_input.py, ros/markers.py; docs/messages.md).
 """
 from __future__ import annotations
 
