@@ -18,8 +18,9 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker, MarkerArray
-from vis_ros_msgs.msg import InstanceArray
+from vis_ros_msgs.msg import ClassTable, InstanceArray
 
+from vis_ros.core.covariance import class_table_version
 from vis_ros.core.dds_domain import claim_domain
 from vis_ros.core.metrics3d import match_masks
 from vis_ros.core.synthetic_depth import make_depth_scene
@@ -54,7 +55,8 @@ def run():
                    cli_args=['--ros-args', '-r', 'image:=/t/image', '-r', 'depth:=/t/depth',
                              '-r', 'camera_info:=/t/camera_info'])
     helper = rclpy.create_node('depth_test', context=ctx)
-    got = {'instances': [], 'markers': [], 'diag': []}
+    got = {'instances': [], 'markers': [], 'diag': [], 'classes': []}
+    helper.create_subscription(ClassTable, '/vis_node/classes', got['classes'].append, qos.LATCHED)
     helper.create_subscription(InstanceArray, '/vis_node/instances', got['instances'].append,
                                qos.INSTANCES_OUT)
     helper.create_subscription(MarkerArray, '/vis_node/markers', got['markers'].append, qos.INSTANCES_OUT)
@@ -95,6 +97,9 @@ def test_every_frame_is_published_and_missing_depth_is_counted(run):
     assert int(values['depth_matched']) == DEPTH_FRAMES
     assert int(values['depth_missing']) == FRAMES - DEPTH_FRAMES
     assert 'latency_depth_p50_ms' in values
+    (table,) = got['classes']
+    assert table.version == class_table_version(table.backend, table.class_names)
+    assert {m.class_table_version for m in got['instances']} == {table.version}
 
 
 def test_3d_points_are_near_the_truth_while_depth_flows(run):
