@@ -70,6 +70,17 @@ def test_too_few_valid_pixels_and_out_of_range_give_no_measurement():
     assert measure_mask(holes, mask, box_of(mask), CAMERA, config).valid_pixels == 30
 
 
+def test_a_mask_split_between_two_far_surfaces_measures_one_of_them():
+    # regression: an even count split 50/50 has its mean-of-two median between the surfaces, and
+    # no pixel was near it (replay crashed on an empty selection)
+    mask = np.zeros((H, W), bool)
+    mask[50:60, 40:60] = True
+    depth = np.full((H, W), 2.0, np.float32)
+    depth[50:60, 50:60] = 6.0
+    meas = measure_mask(depth, mask, box_of(mask), CAMERA, DepthConfig())
+    assert meas.position[2] == 2.0 and meas.valid_pixels == 100
+
+
 def test_depth_config_is_checked():
     with pytest.raises(ConfigError, match='depth.min_range_m'):
         DepthConfig(min_range_m=5.0, max_range_m=4.0)
@@ -116,6 +127,19 @@ def test_velocity_comes_from_the_filter_and_lost_tracks_are_predicted_then_dropp
     assert out == {}
     out = tracker.step(Tracks(int((t + 0.03) * 1e9), (H, W), (), ended_ids=(1,)), None, None)
     assert out == {} and tracker._filters == {}
+
+
+def test_an_outlier_depth_is_skipped_and_a_lasting_jump_restarts_the_filter():
+    mask = disc(80, 60, 10)
+    tracker = Tracker3D()
+    for k in range(10):
+        out = tracker.step(Tracks(k * 33_000_000, (H, W), (track(mask),)), scene_depth(mask, 3.0), CAMERA)
+    for k in range(10, 12):   # the mask covers something 3 m farther for two frames: ignored
+        out = tracker.step(Tracks(k * 33_000_000, (H, W), (track(mask),)), scene_depth(mask, 6.0), CAMERA)
+        assert out[1].position[2] == pytest.approx(3.0, abs=0.05)
+    out = tracker.step(Tracks(12 * 33_000_000, (H, W), (track(mask),)), scene_depth(mask, 6.0), CAMERA)
+    assert out[1].position[2] == pytest.approx(6.0)   # the third in a row: the object is there
+    assert np.all(out[1].velocity == 0)
 
 
 def test_a_new_track_without_enough_depth_has_no_3d():

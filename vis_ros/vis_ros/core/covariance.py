@@ -14,10 +14,14 @@ import numpy as np
 from vis_ros.core.errors import InputError
 
 
+_TRIU = {n: np.triu_indices(n) for n in (3, 4)}   # the sizes in the messages, computed once
+
+
 def pack_upper(matrix: np.ndarray) -> np.ndarray:
     """(n, n) symmetric matrix -> (n (n + 1) / 2,) float32 upper triangle, row by row."""
     matrix = np.asarray(matrix, np.float64)
-    rows, cols = np.triu_indices(matrix.shape[0])
+    n = matrix.shape[0]
+    rows, cols = _TRIU[n] if n in _TRIU else np.triu_indices(n)
     return ((matrix[rows, cols] + matrix[cols, rows]) / 2).astype(np.float32)
 
 

@@ -42,13 +42,14 @@ class DepthConfig:
     min_valid_pixels: int = _knob(20, 'a mask needs at least this many valid depth pixels to give '
                                   'a '
                                   '3D measurement; fewer -> no measurement this frame', 1, 1000000)
-    max_samples: int = _knob(4000, 'at most this many mask pixels are read per measurement (a regular '
+    max_samples: int = _knob(1500, 'at most this many mask pixels are read per measurement (a regular '
                              'subsample of larger masks; bounds the cost per track)', 100, 10000000)
-    pixel_sigma: float = _knob(2.0, 'noise of the mask centroid (px, 1 sigma)', 0.01, 100.0)
+    pixel_sigma: float = _knob(3.0, 'noise of the mask centroid (px, 1 sigma): mask edges jitter '
+                               'by a few pixels between frames', 0.01, 100.0)
     depth_sigma_m: float = _knob(0.01, 'depth noise at zero range (m, 1 sigma)', 0.0, 10.0)
-    depth_sigma_per_m2: float = _knob(0.003, 'depth noise growth with range: sigma += this * z^2 (1/m)',
+    depth_sigma_per_m2: float = _knob(0.0015, 'depth noise growth with range: sigma += this * z^2 (1/m)',
                                       0.0, 10.0)
-    accel_sigma: float = _knob(3.0, 'process noise of the 3D constant-velocity filter: acceleration '
+    accel_sigma: float = _knob(6.0, 'process noise of the 3D constant-velocity filter: acceleration '
                                'std (m/s^2); higher follows turns faster, lower smooths velocity',
                                0.01, 100.0)
     stale_s: float = _knob(0.5, 'a track keeps has_position_3d this long (s) after its last 3D '
@@ -144,40 +145,56 @@ def depth_to_metres(depth: np.ndarray) -> np.ndarray:
     return metres
 
 
+def check_depth(depth: np.ndarray) -> np.ndarray:
+    """A depth image as measure_mask takes it: (H, W) uint16 mm or float32 m, unchanged (no copy)."""
+    if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32):
+        raise InputError(f'depth must be (H, W) uint16 (16UC1, mm) or float32 (32FC1, m), '
+                         f'got {depth.shape} {depth.dtype}')
+    return depth
+
+
 def _crop_bounds(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
     x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
     x2, y2 = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
     return x1, y1, x2, y2
 
 
-def measure_mask(depth_m: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: CameraIntrinsics,
+def measure_mask(depth: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: CameraIntrinsics,
                  config: DepthConfig) -> Optional[Measurement3D]:
     """3D point, covariance and size of `mask` (full frame, bool) inside `box` [x1, y1, x2, y2].
 
-    depth_m: (H, W) float32 metres from `depth_to_metres` (same size as the mask). None when fewer
-    than config.min_valid_pixels mask pixels have valid depth.
+    depth: (H, W) uint16 millimetres or float32 metres, the mask's size. Only the mask's pixels
+    are converted (a full-frame conversion would cost more than the whole 3D path). None when
+    fewer than config.min_valid_pixels mask pixels have valid depth.
     """
     height, width = mask.shape
     x1, y1, x2, y2 = _crop_bounds(box, height, width)
     if x2 <= x1 or y2 <= y1:
         return None
-    rows, cols = np.nonzero(mask[y1:y2, x1:x2])
-    if rows.size > config.max_samples:
-        step = int(np.ceil(rows.size / config.max_samples))
-        rows, cols = rows[::step], cols[::step]
-    z = depth_m[y1:y2, x1:x2][rows, cols]
+    index = np.flatnonzero(mask[y1:y2, x1:x2])   # flat positions in the crop
+    if index.size > config.max_samples:             # a regular subsample bounds the cost
+        index = index[::int(np.ceil(index.size / config.max_samples))]
+    z = depth[y1:y2, x1:x2].ravel()[index]          # ravel copies the (small) crop once
+    z = z * np.float32(0.001) if z.dtype == np.uint16 else z   # mm; 0 (no return) -> 0 m: invalid
     valid = (z >= config.min_range_m) & (z <= config.max_range_m)   # NaN compares False
     if np.count_nonzero(valid) < config.min_valid_pixels:
         return None
-    z, u, v = z[valid], cols[valid] + x1, rows[valid] + y1
-    depth = float(np.median(z))
-    near = np.abs(z - depth) <= max(0.2, 0.1 * depth)   # the object's surface, not the background
-    z, u, v = z[near], u[near], v[near]
-    uc, vc = float(u.mean()), float(v.mean())
-    position = np.array([(uc - camera.cx) * depth / camera.fx, (vc - camera.cy) * depth / camera.fy, depth])
-    size = np.array([(u.max() - u.min() + 1) * depth / camera.fx, (v.max() - v.min() + 1) * depth / camera.fy,
-                     float(np.percentile(z, 95) - np.percentile(z, 5))])
-    return Measurement3D(position, _measurement_cov(uc, vc, depth, camera, config), size, int(z.size))
+    z, index = z[valid], index[valid]
+    middle = (z.size - 1) // 2   # the lower median: a real sample, never between two far surfaces
+    depth_m = float(np.partition(z, middle)[middle])
+    near = np.abs(z - depth_m) <= max(0.2, 0.1 * depth_m)   # the object's surface, not the background
+    if np.count_nonzero(near) < config.min_valid_pixels:
+        return None
+    z, index = z[near], index[near]
+    v, u = np.divmod(index, x2 - x1)
+    uc, vc = float(u.mean()) + x1, float(v.mean()) + y1
+    lo, hi = int(0.05 * (z.size - 1)), int(np.ceil(0.95 * (z.size - 1)))   # 5th / 95th percentile
+    z_lo, z_hi = np.partition(z, (lo, hi))[[lo, hi]]   # one partition, no interpolation
+    position = np.array([(uc - camera.cx) * depth_m / camera.fx, (vc - camera.cy) * depth_m / camera.fy,
+                         depth_m])
+    size = np.array([(u.max() - u.min() + 1) * depth_m / camera.fx,
+                     (v.max() - v.min() + 1) * depth_m / camera.fy, float(z_hi - z_lo)])
+    return Measurement3D(position, _measurement_cov(uc, vc, depth_m, camera, config), size, int(z.size))
 
 
 def _measurement_cov(u: float, v: float, z: float, camera: CameraIntrinsics,

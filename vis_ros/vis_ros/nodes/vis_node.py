@@ -23,7 +23,8 @@ named) or, with strict_params, fail configure; wrongly typed values are logged a
 
 Topics: input `image` (remap it; sensor_msgs/Image, or CompressedImage with input_type:=compressed),
 outputs ~/instances, ~/labels, ~/overlay, ~/detections, ~/classes, /diagnostics (ros/outputs.py,
-ros/diagnostics.py).
+ros/diagnostics.py). With depth.enabled also inputs `depth` + `camera_info` and output ~/markers
+(ros/depth_input.py, ros/markers.py; docs/messages.md).
 """
 from __future__ import annotations
 

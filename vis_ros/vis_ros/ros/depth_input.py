@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
-from vis_ros.core.depth3d import CameraIntrinsics, DepthConfig, Estimate3D, depth_to_metres
+from vis_ros.core.depth3d import CameraIntrinsics, DepthConfig, Estimate3D, check_depth
 from vis_ros.core.errors import InputError
 from vis_ros.core.stamp_match import StampMatcher
 from vis_ros.core.tracker3d import Tracker3D
@@ -98,7 +98,7 @@ class DepthInput:
             return None, None
         height, width = tracks.image_size
         try:
-            depth = depth_to_metres(depth_image_to_numpy(msg))
+            depth = check_depth(depth_image_to_numpy(msg))
             if depth.shape != (height, width):
                 depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
             camera = CameraIntrinsics.from_k(info.k, info.width or width, info.height or height)

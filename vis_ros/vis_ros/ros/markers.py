@@ -32,6 +32,10 @@ class MarkerTracker:
         self._class_names = tuple(class_names)
         self._shown: set[int] = set()
 
+    def forget(self) -> None:
+        """No subscriber got the last markers: the next build deletes nothing."""
+        self._shown = set()
+
     def build(self, tracks: Sequence[Track], estimates: Mapping[int, Estimate3D], header) -> MarkerArray:
         """Markers for `tracks` that have an estimate, DELETEs for ids shown before and not now."""
         out = MarkerArray()

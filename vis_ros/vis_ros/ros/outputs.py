@@ -140,9 +140,12 @@ class Outputs:
             self.overlay.publish(convert.rgb_to_image(picture, header))
             stages['overlay'] = (time.perf_counter() - t3) * 1e3
         t4 = time.perf_counter()
-        if self.markers is not None and estimates is not None:   # always: its DELETEs must not be lost
-            self.markers.publish(self._marker_tracker.build(tracks.tracks, estimates, header))
-            stages['markers'] = (time.perf_counter() - t4) * 1e3
+        if self.markers is not None and estimates is not None:
+            if self.markers.get_subscription_count() > 0:
+                self.markers.publish(self._marker_tracker.build(tracks.tracks, estimates, header))
+                stages['markers'] = (time.perf_counter() - t4) * 1e3
+            else:   # nobody holds our markers: nothing to delete later either
+                self._marker_tracker.forget()
         t4 = time.perf_counter()
         if self.detections is not None and self.detections.get_subscription_count() > 0:
             self.detections.publish(_detections(tracks.tracks, header, self._class_names))

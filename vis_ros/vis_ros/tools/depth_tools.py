@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from vis_ros.core.depth3d import CameraIntrinsics, DepthConfig, depth_to_metres
+from vis_ros.core.depth3d import CameraIntrinsics, DepthConfig, check_depth
 from vis_ros.core.metrics3d import SETTLE_S, match_masks, pair_errors, summarize
 from vis_ros.core.stamp_match import StampMatcher
 from vis_ros.core.tracker3d import Tracker3D
@@ -130,7 +130,7 @@ class BagDepth:
         matched = self._matcher.match(tracks.stamp_ns)
         depth = camera = None
         if matched is not None and self.camera is not None:
-            depth = depth_to_metres(depth_image_to_numpy(self.reader.deserialize(*matched)))
+            depth = check_depth(depth_image_to_numpy(self.reader.deserialize(*matched)))
             camera = self.camera.scaled_to(depth.shape[1], depth.shape[0])
         estimates = self._tracker.step(tracks, depth, camera)
         self._write(index, tracks.stamp_ns, estimates)
