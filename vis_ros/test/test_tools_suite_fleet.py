@@ -85,7 +85,7 @@ def test_sequential_reference_scored_five_and_failed_the_corrupt_bag(fleet):
     status = {row['name']: row['status'] for row in report['sequences']}
     assert status == {**{p: 'ok' for p in PRESETS}, 'corrupt': 'failed'}
     assert report['overall']['multi']['sequences'] == 5 and report['overall']['multi']['HOTA'] > 0
-    assert (reference / 'suite_multi.png').stat().st_size > 1000
+    assert (reference / 'sequences_multi.png').stat().st_size > 1000
 
 
 def test_local_workers_survive_a_killed_worker_with_identical_results(fleet, tmp_path):
