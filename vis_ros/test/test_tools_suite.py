@@ -134,3 +134,18 @@ def test_ray_address_without_ray_names_the_fleet_extra(bags, tmp_path):
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "optional 'fleet' extra" in done.stderr and "vis_ros[fleet]" in done.stderr, done.stderr
+
+
+def test_a_bag_that_turns_corrupt_fails_without_keeping_the_old_outputs(tmp_path):
+    source = tmp_path / 'bags'
+    make_bag(source / 'crossing')
+    out = tmp_path / 'out'
+    assert suite(source, '--out', out, '--workers', '1') == 0
+    data = next((source / 'crossing').glob('*.mcap'))
+    data.write_bytes(data.read_bytes()[:1000])                 # cut short, as by a full disk
+    assert suite(source, '--out', out, '--workers', '1') == 1
+    result = json.loads((out / 'bags' / 'crossing' / 'result.json').read_text())
+    assert result['status'] == 'failed' and 'truncated' in result['error']
+    assert result['replay']['frames'] is None and result['replay']['frames_jsonl_sha256'] is None
+    assert not (out / 'bags' / 'crossing' / 'replay').exists()
+    assert report(out)['crossing']['status'] == 'failed'
