@@ -12,6 +12,7 @@ import pytest
 
 from vis_ros.core.errors import ConfigError
 from vis_ros.tools.cli import main as cli
+from vis_ros.tools.suite_exec import SuiteProgress
 from vis_ros.tools.suite_manifest import load_manifest, scan_folder
 
 FRAMES, SIZE = '16', '192x144'
@@ -149,3 +150,19 @@ def test_a_bag_that_turns_corrupt_fails_without_keeping_the_old_outputs(tmp_path
     assert result['replay']['frames'] is None and result['replay']['frames_jsonl_sha256'] is None
     assert not (out / 'bags' / 'crossing' / 'replay').exists()
     assert report(out)['crossing']['status'] == 'failed'
+
+
+def test_progress_counts_done_running_failed_and_skipped(tmp_path):
+    log = (tmp_path / 'log.txt').open('w+')
+    progress = SuiteProgress(total=4, slots=2, stream=log)
+    progress.submitted(4)
+    line = progress.line()
+    assert line.startswith('suite 0/4 done (0 skipped), 2 running, 0 failed') and 'ETA ?' in line
+    progress.finished('a', {'result': {'status': 'ok'}, 'run': {'wall_s': 2.0}})
+    progress.finished('b', {'result': {'status': 'failed'}, 'run': {'wall_s': 4.0}})
+    progress.finished('c', {'result': {'status': 'ok'}, 'run': {'skipped': True, 'wall_s': 9.0}})
+    # 1 bag left, 3 s per computed bag on average, one slot needed
+    line = progress.line()
+    assert line.startswith('suite 3/4 done (1 skipped), 1 running, 1 failed') and 'ETA 3s' in line
+    log.seek(0)
+    assert log.read().splitlines()[1].startswith('[2/4] b: failed -- suite 2/4 done')

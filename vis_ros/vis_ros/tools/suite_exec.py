@@ -192,6 +192,7 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
                           '`ray start --head` (then `ray start --address HEAD:PORT` on each node) or '
                           'drop --ray-address to run on the local cores') from err
     try:
+        _check_feasible(ray, runs)
         if progress:
             progress.slots = max(1, int(ray.cluster_resources().get('CPU', 1) // max(r.cpus for r in runs)))
         task = ray.remote(run_bag)
@@ -205,6 +206,17 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
         _wait_ray(ray, refs, retries, progress, on_done)
     finally:
         ray.shutdown()
+
+
+def _check_feasible(ray, runs: Sequence[BagRun]) -> None:
+    """Refuse runs no node can take (Ray would wait for them forever): name the run and the fix."""
+    nodes = [n.get('Resources', {}) for n in ray.nodes() if n.get('Alive')]
+    for run in runs:
+        if not any(r.get('CPU', 0) >= run.cpus and r.get('GPU', 0) >= run.gpus_needed for r in nodes):
+            have = ', '.join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or 'no node'
+            raise ConfigError(f'run {run.name} asks for {run.cpus:g} CPU and {run.gpus_needed:g} GPU '
+                              f'(backend {run.backend}) but no node of the Ray cluster has that ({have}); '
+                              'add such nodes, or set `cpus:`/`gpus:` for the run in the manifest')
 
 
 def _wait_ray(ray, refs: dict, retries: int, progress: Optional[SuiteProgress], on_done: Done) -> None:
