@@ -50,14 +50,17 @@ runs:
     bag: {bags / 'occlusion'}
     params: {{backend: tensorrt, tracker: {{confirm_hits: 2}}}}
   - {{name: occ-cuda, bag: {bags / 'occlusion'}, backend: onnx, params: {{onnx: {{providers: cuda}}}}}}
+  - {{name: occ-cpu, bag: {bags / 'occlusion'}, backend: onnx, params: {{onnx.providers: cpu}}, cpus: 2}}
+  - {{name: occ-dotted, bag: {bags / 'occlusion'}, backend: onnx, params: {{onnx.providers: tensorrt}}}}
 """)
     runs = load_manifest(manifest, {'backend': 'motion', 'every': 5})
-    assert [r.name for r in runs] == ['crossing', 'occ-trt', 'occ-cuda']
-    first, trt, cuda = runs
+    assert [r.name for r in runs] == ['crossing', 'occ-trt', 'occ-cuda', 'occ-cpu', 'occ-dotted']
+    first, trt = runs[:2]
     assert (first.bag, first.gt) == (str(bags / 'crossing'), str(bags / 'crossing_gt'))
     assert (first.duration, first.every, first.backend) == (0.5, 2, 'motion')   # manifest over CLI
     assert trt.backend == 'tensorrt' and trt.params['tracker'] == {'confirm_hits': 2}
-    assert [r.gpus_needed for r in runs] == [0.0, 1.0, 1.0]
+    assert [r.gpus_needed for r in runs] == [0.0, 1.0, 1.0, 0.0, 1.0]
+    assert [r.cpus for r in runs] == [1.0, 1.0, 1.0, 2.0, 1.0]
     folder_runs = scan_folder(bags, {})
     assert [(r.name, r.gt) for r in folder_runs] == [
         ('crossing', str(bags / 'crossing_gt')), ('occlusion', str(bags / 'occlusion_gt'))]
