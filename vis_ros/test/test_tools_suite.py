@@ -7,6 +7,7 @@ Ray cluster, byte-identical results) are in test_tools_suite_fleet.py.
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -169,3 +170,19 @@ def test_progress_counts_done_running_failed_and_skipped(tmp_path):
     assert line.startswith('suite 3/4 done (1 skipped), 1 running, 1 failed') and 'ETA 3s' in line
     log.seek(0)
     assert log.read().splitlines()[1].startswith('[2/4] b: failed -- suite 2/4 done')
+
+
+def test_a_second_suite_on_the_same_output_folder_is_refused(bags, tmp_path, capsys):
+    out = tmp_path / 'out'
+    command = [sys.executable, '-m', 'vis_ros.tools.cli', 'suite', str(bags), '--out', str(out),
+               '--workers', '1']
+    first = subprocess.Popen([*command, '--no-progress'], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lock = out / '.suite.lock'
+        while first.poll() is None and not (lock.is_file() and lock.read_text()):
+            time.sleep(0.05)
+        assert suite(bags, '--out', out) == 1
+        assert f'another vis-ros suite is writing {out} (pid {first.pid}' in capsys.readouterr().err
+    finally:
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert suite(bags, '--out', out) == 0          # free again once the first is done

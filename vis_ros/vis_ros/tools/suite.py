@@ -17,13 +17,15 @@ Exit codes: 0 all bags scored, 1 a bag failed (or the suite could not run), 2 us
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from vis_ros.core.errors import VisError
+from vis_ros.core.errors import ConfigError, VisError
 from vis_ros.tools.suite_exec import SuiteProgress, run_local, run_ray
 from vis_ros.tools.suite_manifest import BagRun, load_manifest, scan_folder
 from vis_ros.tools.suite_report import REPORT_MD, compare, load_old_report, write_suite_report
@@ -86,6 +88,28 @@ def run_suite(args: argparse.Namespace) -> dict:
     old = load_old_report(args.compare) if args.compare else None
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_locked(args, runs, out, old)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """One suite at a time per output folder: two would overwrite each other's bags."""
+    import fcntl
+    with (out / '.suite.lock').open('a+') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ConfigError(f'another vis-ros suite is writing {out} ({lock.read().strip()}); wait for it, '
+                              'or give this one another --out') from None
+        lock.truncate(0)
+        lock.write(f'pid {os.getpid()} on {socket.gethostname()}')
+        lock.flush()
+        yield
+
+
+def _run_locked(args: argparse.Namespace, runs: list[BagRun], out: Path, old: Optional[dict]) -> dict:
     outcomes: list[dict] = []
     executor = f'ray ({args.ray_address})' if args.ray_address else f'local, {args.workers} workers'
     progress = SuiteProgress(len(runs), args.workers, enabled=not args.no_progress)
