@@ -186,3 +186,11 @@ def test_a_second_suite_on_the_same_output_folder_is_refused(bags, tmp_path, cap
     finally:
         assert first.wait(timeout=300) == 0, first.stderr.read()
     assert suite(bags, '--out', out) == 0          # free again once the first is done
+
+
+def test_ray_address_nobody_answers_at_fails_at_once(bags, tmp_path, capsys):
+    pytest.importorskip('ray', reason="Ray is not installed (optional 'fleet' extra)")
+    from vis_ros.tools.suite_cluster import free_port
+    address = f'127.0.0.1:{free_port()}'
+    assert suite(bags, '--out', tmp_path / 'o', '--ray-address', address) == 1
+    assert f'no Ray cluster answers at {address}' in capsys.readouterr().err

@@ -14,6 +14,7 @@ reported once and never retried.
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -185,6 +186,7 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
             progress: Optional[SuiteProgress] = None) -> None:
     """Submit one Ray task per bag to the cluster at `address`; `on_done` per bag as it ends."""
     ray = _ray()
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level='WARNING')
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -206,6 +208,19 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
         _wait_ray(ray, refs, retries, progress, on_done)
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at (ray.init would retry for minutes)."""
+    host, _, port = address.rpartition(':')
+    if address == 'auto' or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConfigError(f'no Ray cluster answers at {address} ({err}); check the head node\'s address '
+                          'and port (`ray start --head --port PORT` prints it), or drop --ray-address to '
+                          'run on the local cores') from None
 
 
 def _check_feasible(ray, runs: Sequence[BagRun]) -> None:
