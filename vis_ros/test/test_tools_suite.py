@@ -194,3 +194,13 @@ def test_ray_address_nobody_answers_at_fails_at_once(bags, tmp_path, capsys):
     address = f'127.0.0.1:{free_port()}'
     assert suite(bags, '--out', tmp_path / 'o', '--ray-address', address) == 1
     assert f'no Ray cluster answers at {address}' in capsys.readouterr().err
+
+
+def test_a_bag_whose_output_cannot_be_written_fails_alone(bags, tmp_path):
+    out = tmp_path / 'out'
+    (out / 'bags').mkdir(parents=True)
+    (out / 'bags' / 'crossing').write_text('a file where the bag folder goes')
+    assert suite(bags, '--out', out, '--workers', '1') == 1
+    rows = report(out)
+    assert rows['occlusion']['status'] == 'ok' and rows['crossing']['status'] == 'failed'
+    assert rows['crossing']['error'].startswith('FileExistsError')

@@ -100,11 +100,15 @@ class SuiteProgress:
             self.stream.write('\n')
 
 
-def _died(run: BagRun, attempts: int, why: str) -> dict:
-    error = f'WorkerDied: the worker running {run.name} died {attempts} time(s) ({why}); ' \
-            'out of memory or killed? see OUT/bags/NAME/log.txt and the system log'
+def _failed(run: BagRun, error: str, attempts: int = 1) -> dict:
+    """The outcome of a bag whose task itself failed (no result.json from the worker)."""
     return {'result': {'format': RESULT_FORMAT, 'name': run.name, 'bag': run.bag, 'input_key': None,
                        'status': 'failed', 'error': error}, 'run': {'attempt': attempts, 'skipped': False}}
+
+
+def _died(run: BagRun, attempts: int, why: str) -> dict:
+    return _failed(run, f'WorkerDied: the worker running {run.name} died {attempts} time(s) ({why}); '
+                        'out of memory or killed? see OUT/bags/NAME/log.txt and the system log', attempts)
 
 
 def run_local(runs: Sequence[BagRun], out_root: str, workers: int, on_done: Done, *,
@@ -150,6 +154,8 @@ def _collect(futures: dict, out_root: str, attempts: dict, retries: int,
             if outcome is None:
                 again.append(run)
                 continue
+        except Exception as err:  # outside the bag's own try (e.g. OUT not writable): this bag fails
+            outcome = _failed(run, f'{type(err).__name__}: {err}')
         if progress:
             progress.finished(run.name, outcome)
         on_done(run, outcome)
@@ -243,6 +249,9 @@ def _wait_ray(ray, refs: dict, retries: int, progress: Optional[SuiteProgress], 
                 run = refs.pop(ref)
                 try:
                     outcome = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:   # raised by run_bag itself, not retried
+                    cause = err.cause if err.cause is not None else err
+                    outcome = _failed(run, f'{type(cause).__name__}: {cause}')
                 except ray.exceptions.RayError as err:   # worker died more than max_retries times
                     outcome = _died(run, retries + 1, f'Ray: {type(err).__name__}')
                 if progress:
