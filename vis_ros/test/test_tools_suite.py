@@ -204,3 +204,10 @@ def test_a_bag_whose_output_cannot_be_written_fails_alone(bags, tmp_path):
     rows = report(out)
     assert rows['occlusion']['status'] == 'ok' and rows['crossing']['status'] == 'failed'
     assert rows['crossing']['error'].startswith('FileExistsError')
+
+
+def test_node_and_local_suite_never_import_ray():
+    code = ('import sys, vis_ros.nodes.vis_node, vis_ros.tools.suite, vis_ros.tools.suite_run; '
+            'print("ray" in sys.modules)')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == 'False', done.stderr
