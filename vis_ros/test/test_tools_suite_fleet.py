@@ -85,7 +85,7 @@ def test_sequential_reference_scored_five_and_failed_the_corrupt_bag(fleet):
     status = {row['name']: row['status'] for row in report['sequences']}
     assert status == {**{p: 'ok' for p in PRESETS}, 'corrupt': 'failed'}
     assert report['overall']['multi']['sequences'] == 5 and report['overall']['multi']['HOTA'] > 0
-    assert (reference / 'suite_multi.png').stat().st_size > 1000
+    assert (reference / 'sequences_multi.png').stat().st_size > 1000
 
 
 def test_local_workers_survive_a_killed_worker_with_identical_results(fleet, tmp_path):
@@ -117,8 +117,15 @@ def test_ray_cluster_retries_a_killed_worker_with_identical_results(fleet, tmp_p
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        gpu_run = tmp_path / 'gpu.yaml'          # no node has a GPU: refused at once, not queued forever
+        gpu_run.write_text(f'runs: [{{bag: {manifest.parent / "crossing"}, backend: tensorrt}}]\n')
+        refused = subprocess.run([sys.executable, '-m', 'vis_ros.tools.cli', 'suite', str(gpu_run), '--out',
+                                  str(tmp_path / 'gpu'), '--ray-address', cluster.address],
+                                 capture_output=True, text=True, timeout=300)
     finally:
         left = cluster.stop()
+    assert refused.returncode == 1 and 'asks for 1 CPU and 1 GPU (backend tensorrt)' in refused.stderr, \
+        refused.stderr
     assert proc.returncode == 1, printed
     check_complete_and_identical(out, reference, printed)
     print(printed, (out / 'SUITE.md').read_text(), sep='\n')     # the fault run, for the record (-s)

@@ -17,13 +17,16 @@ Exit codes: 0 all bags scored, 1 a bag failed (or the suite could not run), 2 us
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from vis_ros.core.errors import VisError
+from vis_ros.core.errors import ConfigError, VisError
+from vis_ros.tools import suite_manifest
 from vis_ros.tools.suite_exec import SuiteProgress, run_local, run_ray
 from vis_ros.tools.suite_manifest import BagRun, load_manifest, scan_folder
 from vis_ros.tools.suite_report import REPORT_MD, compare, load_old_report, write_suite_report
@@ -31,16 +34,29 @@ from vis_ros.tools.suite_report import REPORT_MD, compare, load_old_report, writ
 EXIT_REGRESSION = 3
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, and the manifest example kept as written."""
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (CPU affinity, e.g. taskset or a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:      # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the suite command line."""
     p = argparse.ArgumentParser(prog='vis-ros suite', description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                epilog=suite_manifest.__doc__ + '\n' + __doc__.split('\n\n', 1)[1],
+                                formatter_class=_HelpFormatter)
     p.add_argument('source', type=Path, help='suite manifest (.yaml) or a folder of rosbag2 bags')
     p.add_argument('--out', type=Path, required=True,
                    help='output folder (on storage every worker can write when using Ray)')
     run = p.add_argument_group('execution')
-    run.add_argument('--workers', type=int, default=os.cpu_count() or 1,
-                     help='local worker processes (bags at once)')
+    run.add_argument('--workers', type=int, default=_usable_cores(),
+                     help='local worker processes (bags at once); default: the cores this process may use')
     run.add_argument('--ray-address', help="run on a Ray cluster: its address (HOST:PORT) or 'auto'")
     run.add_argument('--threads-per-bag', type=int, default=1, help='OpenCV/BLAS threads of one bag')
     run.add_argument('--retries', type=int, default=3, help='times a bag whose worker died is run again')
@@ -52,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults.add_argument('--topic', help='image topic (default: the only one in the bag)')
     defaults.add_argument('--duration', type=float, help='replay at most SEC seconds of each bag')
     defaults.add_argument('--every', type=int, help='process every N-th image')
-    defaults.add_argument('--cpus-per-bag', type=float, help='CPUs a Ray task asks for (default 1)')
+    defaults.add_argument('--cpus-per-bag', type=float, help='CPUs each Ray task asks for; unset: 1')
     cmp = p.add_argument_group('regression gate')
     cmp.add_argument('--compare', type=Path, help='an earlier suite.json (or its folder) to compare with')
     cmp.add_argument('--threshold', type=float, default=0.01,
@@ -86,6 +102,28 @@ def run_suite(args: argparse.Namespace) -> dict:
     old = load_old_report(args.compare) if args.compare else None
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_locked(args, runs, out, old)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """One suite at a time per output folder: two would overwrite each other's bags."""
+    import fcntl
+    with (out / '.suite.lock').open('a+') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ConfigError(f'another vis-ros suite is writing {out} ({lock.read().strip()}); wait for it, '
+                              'or give this one another --out') from None
+        lock.truncate(0)
+        lock.write(f'pid {os.getpid()} on {socket.gethostname()}')
+        lock.flush()
+        yield
+
+
+def _run_locked(args: argparse.Namespace, runs: list[BagRun], out: Path, old: Optional[dict]) -> dict:
     outcomes: list[dict] = []
     executor = f'ray ({args.ray_address})' if args.ray_address else f'local, {args.workers} workers'
     progress = SuiteProgress(len(runs), args.workers, enabled=not args.no_progress)

@@ -14,6 +14,7 @@ reported once and never retried.
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -99,11 +100,15 @@ class SuiteProgress:
             self.stream.write('\n')
 
 
-def _died(run: BagRun, attempts: int, why: str) -> dict:
-    error = f'WorkerDied: the worker running {run.name} died {attempts} time(s) ({why}); ' \
-            'out of memory or killed? see OUT/bags/NAME/log.txt and the system log'
+def _failed(run: BagRun, error: str, attempts: int = 1) -> dict:
+    """The outcome of a bag whose task itself failed (no result.json from the worker)."""
     return {'result': {'format': RESULT_FORMAT, 'name': run.name, 'bag': run.bag, 'input_key': None,
                        'status': 'failed', 'error': error}, 'run': {'attempt': attempts, 'skipped': False}}
+
+
+def _died(run: BagRun, attempts: int, why: str) -> dict:
+    return _failed(run, f'WorkerDied: the worker running {run.name} died {attempts} time(s) ({why}); '
+                        'out of memory or killed? see OUT/bags/NAME/log.txt and the system log', attempts)
 
 
 def run_local(runs: Sequence[BagRun], out_root: str, workers: int, on_done: Done, *,
@@ -149,6 +154,8 @@ def _collect(futures: dict, out_root: str, attempts: dict, retries: int,
             if outcome is None:
                 again.append(run)
                 continue
+        except Exception as err:  # outside the bag's own try (e.g. OUT not writable): this bag fails
+            outcome = _failed(run, f'{type(err).__name__}: {err}')
         if progress:
             progress.finished(run.name, outcome)
         on_done(run, outcome)
@@ -185,6 +192,7 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
             progress: Optional[SuiteProgress] = None) -> None:
     """Submit one Ray task per bag to the cluster at `address`; `on_done` per bag as it ends."""
     ray = _ray()
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level='WARNING')
     except (ConnectionError, RuntimeError, ValueError) as err:
@@ -192,6 +200,7 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
                           '`ray start --head` (then `ray start --address HEAD:PORT` on each node) or '
                           'drop --ray-address to run on the local cores') from err
     try:
+        _check_feasible(ray, runs)
         if progress:
             progress.slots = max(1, int(ray.cluster_resources().get('CPU', 1) // max(r.cpus for r in runs)))
         task = ray.remote(run_bag)
@@ -207,6 +216,30 @@ def run_ray(runs: Sequence[BagRun], out_root: str, address: str, on_done: Done, 
         ray.shutdown()
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at (ray.init would retry for minutes)."""
+    host, _, port = address.rpartition(':')
+    if address == 'auto' or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConfigError(f'no Ray cluster answers at {address} ({err}); check the head node\'s address '
+                          'and port (`ray start --head --port PORT` prints it), or drop --ray-address to '
+                          'run on the local cores') from None
+
+
+def _check_feasible(ray, runs: Sequence[BagRun]) -> None:
+    """Refuse runs no node can take (Ray would wait for them forever): name the run and the fix."""
+    nodes = [n.get('Resources', {}) for n in ray.nodes() if n.get('Alive')]
+    for run in runs:
+        if not any(r.get('CPU', 0) >= run.cpus and r.get('GPU', 0) >= run.gpus_needed for r in nodes):
+            have = ', '.join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or 'no node'
+            raise ConfigError(f'run {run.name} asks for {run.cpus:g} CPU and {run.gpus_needed:g} GPU '
+                              f'(backend {run.backend}) but no node of the Ray cluster has that ({have}); '
+                              'add such nodes, or set `cpus:`/`gpus:` for the run in the manifest')
+
+
 def _wait_ray(ray, refs: dict, retries: int, progress: Optional[SuiteProgress], on_done: Done) -> None:
     """Report each task as it ends; Ctrl-C cancels the rest (finished bags stay on disk)."""
     try:
@@ -216,6 +249,9 @@ def _wait_ray(ray, refs: dict, retries: int, progress: Optional[SuiteProgress], 
                 run = refs.pop(ref)
                 try:
                     outcome = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:   # raised by run_bag itself, not retried
+                    cause = err.cause if err.cause is not None else err
+                    outcome = _failed(run, f'{type(cause).__name__}: {cause}')
                 except ray.exceptions.RayError as err:   # worker died more than max_retries times
                     outcome = _died(run, retries + 1, f'Ray: {type(err).__name__}')
                 if progress:

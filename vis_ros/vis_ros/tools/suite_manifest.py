@@ -73,8 +73,9 @@ class BagRun:
         """GPUs the run's task asks for: `gpus` if set, else 1 for TensorRT or CUDA providers."""
         if self.gpus is not None:
             return float(self.gpus)
-        options = (self.params or {}).get(self.backend) or {}
-        on_gpu = self.backend == 'tensorrt' or str(options.get('providers', '')) in _GPU_PROVIDERS
+        params = self.params or {}
+        providers = (params.get(self.backend) or {}).get('providers', params.get(f'{self.backend}.providers'))
+        on_gpu = self.backend == 'tensorrt' or str(providers) in _GPU_PROVIDERS
         return 1.0 if on_gpu else 0.0
 
     def to_dict(self) -> dict:

@@ -72,29 +72,34 @@ def _kind_table(rows: Sequence[dict], kind: str, means: dict) -> list[str]:
 
 
 def _plot(rows: Sequence[dict], out: Path) -> list[str]:
+    """The eval report's per-sequence bar plots (J/F/J&F, HOTA/IDF1/MOTA) over the scored bags."""
+    # shared with `vis-ros eval` so both reports draw a sequence the same way
+    from vis_ros.tools.report import _plot_sequences
+    scored = [r for r in rows if r['status'] == 'ok' and r['kind']]
+    return _plot_sequences(scored, out) + [_plot_time(rows, out)]
+
+
+def _plot_time(rows: Sequence[dict], out: Path) -> str:
+    """Seconds per bag in its worker, coloured by outcome: where the suite's time went."""
     import matplotlib
     matplotlib.use('Agg')   # files only; no display on a cluster node or in CI
     import matplotlib.pyplot as plt
-    names = []
-    for kind, keys in HEADLINE.items():
-        chosen = [r for r in rows if r['status'] == 'ok' and r['kind'] == kind]
-        if not chosen:
-            continue
-        fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(chosen) + 2), 3.5))
-        x = np.arange(len(chosen))
-        shown = keys[:3]
-        for k, key in enumerate(shown):
-            ax.bar(x + (k - 1) * 0.27, [r['figures'][key] for r in chosen], 0.27, label=key)
-        ax.set_xticks(x, [r['name'] for r in chosen], rotation=25, ha='right')
-        ax.set_ylim(min(0.0, *(r['figures'][k] for r in chosen for k in shown)), 1.0)
-        ax.set_title(f'{TITLES[kind]}: per sequence')
-        ax.legend(loc='lower right', fontsize=8)
-        fig.tight_layout()
-        name = f'suite_{kind}.png'
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
-        names.append(name)
-    return names
+    colours = {'ok': '#4c72b0', 'failed': '#c44e52', 'unchanged': '#bbbbbb'}
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.3 * len(rows) + 1)))
+    for y, row in enumerate(rows):
+        state = 'unchanged' if row['skipped'] else ('ok' if row['status'] == 'ok' else 'failed')
+        ax.barh(y, row['wall_s'] or 0.0, color=colours[state], label=state)
+    ax.set_yticks(range(len(rows)), [r['name'] for r in rows])
+    ax.invert_yaxis()
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc='lower right', fontsize=8)
+    ax.set_xlabel('seconds in the worker (unchanged: the earlier run)')
+    ax.set_title('time per bag')
+    fig.tight_layout()
+    fig.savefig(out / 'suite_time.png', dpi=100)
+    plt.close(fig)
+    return 'suite_time.png'
 
 
 def _where(row: dict) -> str:

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -177,6 +178,8 @@ def _start(folder: Path) -> dict:
     write_json_atomic(folder / RUN_INFO, info)
     with contextlib.suppress(FileNotFoundError):
         (folder / RESULT).unlink()     # recomputed now; a stale one must not look finished
+    for stale in ('replay', 'eval'):   # nor outputs of an earlier run that this one may not rewrite
+        shutil.rmtree(folder / stale, ignore_errors=True)
     return info
 
 
