@@ -399,6 +399,21 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequen
     return 0
 
 
+def run_replay(argv: Sequence[str], stop: Optional[StopSignals] = None) -> dict:
+    """Library entry point (vis-ros suite): `vis-ros replay ARGV` in this process; the summary.
+
+    Raises VisError (ConfigError for bad options) instead of printing and exiting; `stop` defaults
+    to one that no signal sets (a suite worker is stopped by its pool, not by SIGINT handlers).
+    """
+    argv = list(argv)
+    args = build_parser().parse_args(argv)
+    params = load_params(args)
+    rep = Replayer(args, params, backend_overrides(args.backend or params.backend or 'motion', args.model,
+                                                   args.backend_options))
+    rep.stop = stop if stop is not None else StopSignals()
+    return replay(rep, argv)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of `vis-ros replay`; 0 ok, 1 failed, 2 usage, 130/143 SIGINT/SIGTERM."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -139,7 +139,7 @@ def _replay(run: BagRun, folder: Path) -> dict:
     argv += ['--params', str(params)] if params else []
     argv += ['--topic', run.topic] if run.topic else []
     argv += ['--duration', str(run.duration)] if run.duration is not None else []
-    return replay.replay(replay.build_parser().parse_args(argv), argv)
+    return replay.run_replay(argv)
 
 
 def _score(run: BagRun, folder: Path) -> dict:
