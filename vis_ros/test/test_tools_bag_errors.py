@@ -187,3 +187,34 @@ def test_zero_header_stamps_suggest_bag_time(small_bags, tmp_path, capsys):
     assert cli(['replay', str(bag), '--out', str(tmp_path / 'o'), '--no-progress']) == 1
     assert '--stamps bag' in capsys.readouterr().err
     assert cli(['replay', str(bag), '--out', str(tmp_path / 'o2'), '--no-progress', '--stamps', 'bag']) == 0
+
+
+def test_realtime_replay_of_a_looping_bag_starts_a_new_stream_like_the_node(tmp_path, capsys):
+    """A bag recorded from a looping player: header stamps jump back. --realtime applies the node's
+    policy (new stream: every public id ended once, ids never reused); without it replay refuses.
+    45 frames at 30 Hz: the jump back (1.5 s) exceeds the node's default stream_jump_back_s (1 s)."""
+    source, bag = tmp_path / 'once', tmp_path / 'looped'
+    assert cli(['make-bag', 'synthetic:crossing', '--out', str(source), '--max-frames', '45',
+                '--size', '320x240']) == 0
+    with BagReader(source) as reader, BagWriter(bag, 'mcap') as writer:
+        writer.add_topic('/camera/image_raw', 'sensor_msgs/msg/Image')
+        messages = list(reader.messages('/camera/image_raw'))
+        loop_ns = messages[-1][0] - messages[0][0] + 10**8
+        for k, (stamp, raw, _) in enumerate(messages + messages):   # the same header stamps twice
+            writer.write('/camera/image_raw', stamp + (loop_ns if k >= len(messages) else 0), raw)
+    assert cli(['replay', str(bag), '--out', str(tmp_path / 'strict'), '--no-progress']) == 1
+    assert '--stamps bag' in capsys.readouterr().err
+    out = tmp_path / 'rt'
+    # --realtime drops what arrives while busy; --every 1 at the bag's pace keeps most frames
+    assert cli(['replay', str(bag), '--out', str(out), '--no-progress', '--realtime']) == 0
+    assert 'new stream: stamp jumped back' in capsys.readouterr().err
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['new_streams'] == 1 and summary['complete'] is True
+    records = [json.loads(line) for line in (out / 'frames.jsonl').read_text().splitlines()]
+    ended = [i for r in records for i in r['ended_ids']]
+    assert len(ended) == len(set(ended)), 'an id was announced as ended twice'
+    restart = next(k for k in range(1, len(records)) if records[k]['stamp_ns'] < records[k - 1]['stamp_ns'])
+    before = {i for r in records[:restart] for i in r['ids']}
+    after = {i for r in records[restart:] for i in r['ids']}
+    assert before and after and not before & after, 'ids were reused across the new stream'
+    assert set(records[restart]['ended_ids']) >= set(records[restart - 1]['ids'])

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from vis_ros.core.errors import BagError, ConfigError, InputError, OutOfOrderFrame, VisError
+from vis_ros.core.stream import DEFAULT_BACKWARDS_TOLERANCE_S, PublicIds, StreamAction, StreamWatch
 from vis_ros.core.types import Frame
 from vis_ros.tools.backend_args import add_backend_arguments, backend_overrides
 from vis_ros.tools.bag_io import BagReader, format_topics
@@ -96,6 +97,8 @@ class ReplayStats:
     frames: int = 0
     candidates: int = 0
     dropped: int = 0
+    stale: int = 0          # --realtime: duplicate / slightly older stamps skipped (as the node)
+    new_streams: int = 0    # --realtime: resolution / encoding change or backward jump (as the node)
     latencies: dict[str, list[float]] = field(default_factory=dict)
     track_ids: set[int] = field(default_factory=set)
     wall_s: float = 0.0
@@ -160,6 +163,10 @@ class Replayer:
         self.stop: Optional[StopSignals] = None
         self.depth = None   # tools/depth_tools.BagDepth when the bag has depth + camera_info
         self.prompts = None   # tools.prompts.PromptFeeder with --prompt
+        # The node's id contract (an id is public from its first publication until it is ended)
+        # and, with --realtime, its new-stream policy (core/stream.py).
+        self.public = PublicIds()
+        self.watch = StreamWatch(float(self.node.get('stream_jump_back_s', DEFAULT_BACKWARDS_TOLERANCE_S)))
 
     def window(self, reader: BagReader) -> tuple[Optional[int], Optional[int]]:
         """(start, stop) bag times of --start/--duration; InputError when the bag is shorter."""
@@ -175,18 +182,19 @@ class Replayer:
 
     def _process(self, reader, index, bag_time_ns, raw, conn) -> float:
         """Convert, segment, track and write one frame; returns its processing time in seconds."""
-        from vis_ros.ros.outputs import select_tracks
         t0 = time.perf_counter()
         frame, msg = _frame_of(reader, raw, conn.msgtype, bag_time_ns, self.args.stamps)
         t1 = time.perf_counter()
+        if self.args.realtime and not self._accept(frame, getattr(msg, 'encoding', getattr(msg, 'format', ''))):
+            return t1 - t0
         if self.prompts is not None:
             self.prompts.before(index, frame)
         result = self.pipeline.process(frame)
         if self.prompts is not None:
             self.prompts.after(result)
-        shown = select_tracks(result.tracks,
-                              publish_tentative=bool(self.node.get('publish_tentative', False)),
-                              min_score=float(self.node.get('min_score', 0.0)))
+        shown = self.public.select(result.tracks,
+                                   publish_tentative=bool(self.node.get('publish_tentative', False)),
+                                   min_score=float(self.node.get('min_score', 0.0)))
         estimates = self.depth.step(index, result.tracks) if self.depth else None
         t2 = time.perf_counter()
         record = self.outputs.write(index, bag_time_ns, raw, msg.header, frame, shown, estimates=estimates)
@@ -196,6 +204,18 @@ class Replayer:
         self.stats.add({'convert': (t1 - t0) * 1e3, **result.timings_ms, 'outputs': (t3 - t2) * 1e3,
                         'total': (t3 - t0) * 1e3})
         return t3 - t0
+
+    def _accept(self, frame: Frame, encoding: str) -> bool:
+        """The live node's stream policy: False for a stale frame; a new stream resets first."""
+        verdict = self.watch.check(frame.stamp_ns, frame.image.shape[:2], encoding)
+        if verdict.action == StreamAction.REJECT:
+            self.stats.stale += 1
+            return False
+        if verdict.action == StreamAction.NEW_STREAM:
+            self.pipeline.reset()   # every live id ends in this frame's ended_ids; ids go on
+            self.stats.new_streams += 1
+            print(f'vis-ros replay: warning: new stream: {verdict.reason}', file=sys.stderr)
+        return True
 
     def run(self, reader: BagReader, topic, start: Optional[int], stop: Optional[int]) -> None:
         """Replay the chosen topic; outputs must be open. Realtime mode drops like the live node."""
@@ -261,6 +281,7 @@ def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[Base
         'error': None if error is None else f'{type(error).__name__}: {error}',
         'interrupted': None if not isinstance(error, Interrupted) else signal_name(error.signum),
         'frames': stats.frames, 'frames_considered': stats.candidates, 'dropped': stats.dropped,
+        'stale_frames': stats.stale, 'new_streams': stats.new_streams,
         'fps': round(stats.frames / stats.wall_s, 3) if stats.wall_s > 0 else 0.0,
         'pipeline_fps': round(stats.frames / (total_ms / 1e3), 3) if total_ms > 0 else 0.0,
         'latency_ms': stats.latency_table(),
