@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera rate (default: the source's, 24 for DAVIS)")
     parser.add_argument('--num-frames', type=int, metavar='N',
                         help='stream only the first N frames (default: all)')
-    parser.add_argument('--prompt', type=Path, metavar='FILE', help='JSON list of user prompts for backend '
-                        'detect_sam ({"frame": N, "box": [x1, y1, x2, y2]}; tools/prompts.py) (default: none)')
+    parser.add_argument('--prompt', type=Path, metavar='FILE',
+                        help='JSON list of user prompts for backend detect_sam '
+                        '({"frame": N, "box": [x1, y1, x2, y2]}; tools/prompts.py) (default: none)')
     parser.add_argument('--startup-timeout-s', type=float, default=90.0, metavar='SEC',
                         help='wait this long for the node to configure, i.e. load its backend (default: 90)')
     return parser

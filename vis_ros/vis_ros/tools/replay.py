@@ -19,11 +19,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
-
-import numpy as np
 
 from vis_ros.core.errors import BagError, ConfigError, InputError, OutOfOrderFrame, VisError
 from vis_ros.core.stream import DEFAULT_BACKWARDS_TOLERANCE_S, PublicIds, StreamAction, StreamWatch
@@ -34,6 +31,7 @@ from vis_ros.tools.depth_tools import BagDepth
 from vis_ros.tools.params_file import NodeParams, full_names, load_node_params
 from vis_ros.tools.progress import Progress
 from vis_ros.tools.replay_outputs import RECORDABLE, ReplayOutputs, prepare_out_dir, written_line
+from vis_ros.tools.replay_summary import ReplayStats, replay_summary
 from vis_ros.tools.stop_signals import Interrupted, StopSignals
 from vis_ros.tools.video_out import CODECS, DEFAULT_CODEC
 
@@ -88,31 +86,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if unknown:
         parser.error(f'--record: unknown {", ".join(unknown)}; choose from {", ".join(RECORDABLE)}')
     args.record = tuple(r for r in RECORDABLE if r in record)
-
-
-@dataclass
-class ReplayStats:
-    """Counters and per-stage latencies of one replay."""
-
-    frames: int = 0
-    candidates: int = 0
-    dropped: int = 0
-    stale: int = 0          # --realtime: duplicate / slightly older stamps skipped (as the node)
-    new_streams: int = 0    # --realtime: resolution / encoding change or backward jump (as the node)
-    latencies: dict[str, list[float]] = field(default_factory=dict)
-    track_ids: set[int] = field(default_factory=set)
-    wall_s: float = 0.0
-
-    def add(self, stages: dict[str, float]) -> None:
-        """Record one frame's per-stage milliseconds."""
-        for name, ms in stages.items():
-            self.latencies.setdefault(name, []).append(float(ms))
-
-    def latency_table(self) -> dict[str, dict[str, float]]:
-        """Return p50/p99/mean milliseconds per stage."""
-        return {name: {'p50': round(float(np.percentile(v, 50)), 3),
-                       'p99': round(float(np.percentile(v, 99)), 3),
-                       'mean': round(float(np.mean(v)), 3)} for name, v in sorted(self.latencies.items())}
 
 
 def choose_topic(reader: BagReader, requested: Optional[str]):
@@ -185,7 +158,8 @@ class Replayer:
         t0 = time.perf_counter()
         frame, msg = _frame_of(reader, raw, conn.msgtype, bag_time_ns, self.args.stamps)
         t1 = time.perf_counter()
-        if self.args.realtime and not self._accept(frame, getattr(msg, 'encoding', getattr(msg, 'format', ''))):
+        encoding = getattr(msg, 'encoding', getattr(msg, 'format', ''))
+        if self.args.realtime and not self._accept(frame, encoding):
             return t1 - t0
         if self.prompts is not None:
             self.prompts.before(index, frame)
@@ -259,60 +233,6 @@ def _video_fps(topic, reader: BagReader) -> float:
     return float(min(120.0, max(1.0, fps)))
 
 
-def vis_ros_version() -> str:
-    """Return the installed vis_ros version (package metadata; the source tree's when not installed)."""
-    import importlib.metadata
-    try:
-        return importlib.metadata.version('vis_ros')
-    except importlib.metadata.PackageNotFoundError:
-        from vis_ros.tools import __file__ as tools_init
-        text = (Path(tools_init).parents[1] / '__init__.py').read_text()
-        return text.split("__version__ = '")[1].split("'")[0] if '__version__' in text else 'unknown'
-
-
-def _summary(rep: Replayer, topic, reader: BagReader, argv, error: Optional[BaseException]) -> dict:
-    from vis_ros.tools.bag_io import bag_fingerprint
-    stats = rep.stats
-    info = rep.pipeline.backend.info if rep.pipeline is not None else None
-    total_ms = sum(stats.latencies.get('total', []))
-    video = rep.outputs.video if rep.outputs else None
-    return {
-        'complete': error is None,
-        'error': None if error is None else f'{type(error).__name__}: {error}',
-        'interrupted': None if not isinstance(error, Interrupted) else signal_name(error.signum),
-        'frames': stats.frames, 'frames_considered': stats.candidates, 'dropped': stats.dropped,
-        'stale_frames': stats.stale, 'new_streams': stats.new_streams,
-        'fps': round(stats.frames / stats.wall_s, 3) if stats.wall_s > 0 else 0.0,
-        'pipeline_fps': round(stats.frames / (total_ms / 1e3), 3) if total_ms > 0 else 0.0,
-        'latency_ms': stats.latency_table(),
-        'tracks_seen': len(stats.track_ids), 'track_ids': sorted(stats.track_ids),
-        'topic': topic.topic, 'msgtype': topic.msgtype, 'topic_messages': topic.count,
-        'backend': {'name': rep.backend, 'options': rep.backend_options,
-                    'class_names': list(info.class_names) if info else [],
-                    'device': info.device if info else '', 'detail': info.detail if info else '',
-                    'input_size': list(info.input_size) if info and info.input_size else None},
-        'tracker_options': rep.params.tracker_options,
-        'node_options': rep.node,
-        'mode': {'realtime': rep.args.realtime, 'start_s': rep.args.start,
-                 'duration_s': rep.args.duration, 'every': rep.args.every, 'stamps': rep.args.stamps},
-        'bag': bag_fingerprint(reader.path),
-        'outputs': {'record': list(rep.args.record), 'compression': rep.args.compression,
-                    'video': video.path.name if video and video.path else None,
-                    'video_codec': video.codec if video else None,
-                    'video_error': rep.outputs.video_error if rep.outputs else '',
-                    'sizes_bytes': rep.outputs.written() if rep.outputs else {}},
-        'prompts': rep.prompts.summary() if rep.prompts is not None else None,
-        'command_line': ['vis-ros', 'replay', *argv],
-        'vis_ros_version': vis_ros_version(),
-    }
-
-
-def signal_name(signum: int) -> str:
-    """SIGINT / SIGTERM for a signal number."""
-    import signal
-    return signal.Signals(signum).name
-
-
 def load_params(args: argparse.Namespace) -> NodeParams:
     """Read --params; unknown names warn (with close matches), values are checked with the node's table."""
     if not args.params:
@@ -358,7 +278,7 @@ def _run_outputs(rep: Replayer, reader: BagReader, topic, window, argv) -> tuple
         rep.outputs.close()
         if rep.depth is not None:
             rep.depth.close()
-    summary = _summary(rep, topic, reader, argv, error)
+    summary = replay_summary(rep, topic, reader, argv, error)
     if rep.depth is not None:
         summary['depth'] = rep.depth.summary()
     (args.out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')

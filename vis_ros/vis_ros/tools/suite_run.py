@@ -91,7 +91,7 @@ def tree_digest(path: Path, cache: Optional[dict] = None) -> str:
 def code_version() -> str:
     """vis_ros version + sha256 of the package's Python sources: changes whenever the code does."""
     import vis_ros
-    from vis_ros.tools.replay import vis_ros_version
+    from vis_ros.tools.replay_summary import vis_ros_version
     package = Path(vis_ros.__file__).parent
     digest = hashlib.sha256()
     for source in sorted(package.rglob('*.py')):
