@@ -218,3 +218,9 @@ def test_realtime_replay_of_a_looping_bag_starts_a_new_stream_like_the_node(tmp_
     after = {i for r in records[restart:] for i in r['ids']}
     assert before and after and not before & after, 'ids were reused across the new stream'
     assert set(records[restart]['ended_ids']) >= set(records[restart - 1]['ids'])
+
+
+def test_messages_of_a_topic_not_in_the_bag_is_empty(small_bags):
+    with BagReader(small_bags / 'mcap') as reader:
+        assert list(reader.messages('/camera/depth/image_raw')) == []
+        assert len(list(reader.messages('/camera/image_raw'))) == 12

@@ -179,6 +179,8 @@ class BagReader:
                  stop_ns: Optional[int] = None) -> Iterator[tuple[int, bytes, object]]:
         """Yield (timestamp_ns, raw, connection) of one topic in bag order; storage errors raise BagError."""
         conns = self.connections(topic)
+        if not conns:   # rosbags reads every topic when given no connection: a missing one gives none
+            return
         try:
             for conn, stamp, raw in self.reader.messages(connections=conns, start=start_ns, stop=stop_ns):
                 yield int(stamp), raw, conn
