@@ -73,3 +73,17 @@ def test_distances_equal_numpy_norm():
     rng = np.random.default_rng(3)
     a, b = rng.random((9, 2)) * 600, rng.random((7, 2)) * 600
     assert np.array_equal(_distances(a, b), np.linalg.norm(a[:, None] - b[None], axis=2))
+
+
+def test_batched_kalman_boxes_equal_one_by_one():
+    from vis_ros.core.tracker.kalman import box_estimate, box_estimates, initiate, predict
+    rng = np.random.default_rng(3)
+    measurements = np.column_stack([rng.uniform(0, 600, 9), rng.uniform(0, 400, 9),
+                                    rng.uniform(0.2, 2.0, 9), rng.uniform(5, 200, 9)])
+    means, covs = predict(*initiate(measurements), 0.07)
+    boxes, box_covs = box_estimates(means, covs)
+    for k in range(len(means)):
+        box, box_cov = box_estimate(means[k], covs[k])
+        assert np.array_equal(box, boxes[k]) and np.array_equal(box_cov, box_covs[k])
+        assert np.allclose(box_cov, box_cov.T)
+    assert box_estimates(np.zeros((0, 8)), np.zeros((0, 8, 8)))[0].shape == (0, 4)

@@ -36,12 +36,22 @@ def box_estimate(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     w = a * h, so the covariance goes through the Jacobian of (a, h) -> (w, h) (first order).
     """
-    cx, cy, a, h = (float(v) for v in mean[:4])
-    a, h = max(a, 1e-3), max(h, 1.0)
-    jacobian = np.eye(4)
-    jacobian[2, 2:] = (h, a)
-    box_cov = jacobian @ cov[:4, :4] @ jacobian.T
-    return np.array([cx, cy, a * h, h], np.float32), ((box_cov + box_cov.T) / 2).astype(np.float32)
+    boxes, box_covs = box_estimates(mean[None], cov[None])
+    return boxes[0], box_covs[0]
+
+
+def box_estimates(means: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 8) states + (N, 8, 8) covariances -> (N, 4) boxes [cx, cy, w, h] and (N, 4, 4) covariances.
+
+    Batched (one call per tracker step, not one per track): float32, symmetric covariances.
+    """
+    a = np.maximum(means[:, 2], 1e-3)
+    h = np.maximum(means[:, 3], 1.0)
+    boxes = np.stack([means[:, 0], means[:, 1], a * h, h], axis=1).astype(np.float32)
+    jacobians = np.broadcast_to(np.eye(4), (len(means), 4, 4)).copy()
+    jacobians[:, 2, 2], jacobians[:, 2, 3] = h, a
+    box_covs = jacobians @ covs[:, :4, :4] @ jacobians.transpose(0, 2, 1)
+    return boxes, ((box_covs + box_covs.transpose(0, 2, 1)) / 2).astype(np.float32)
 
 
 def initiate(measurements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -130,7 +130,8 @@ class TrackRecord:
         self.streak = 0
         self.detection_index = -1
 
-    def snapshot(self, mask: np.ndarray) -> Track:
+    def snapshot(self, mask: np.ndarray, kalman_box: Optional[np.ndarray] = None,
+                 kalman_box_cov: Optional[np.ndarray] = None) -> Track:
         """Return the public, frozen view of this track for this step's output.
 
         Every field is valid by construction (box: a float32 (4,) row of validated Instances boxes
@@ -139,7 +140,8 @@ class TrackRecord:
         kept. test_core_tracker_fast_paths checks the result equals the checked construction.
         """
         track = object.__new__(Track)
-        kalman_box, kalman_box_cov = box_estimate(self.mean, self.cov)
+        if kalman_box is None:   # the tracker passes them batched (kalman.box_estimates)
+            kalman_box, kalman_box_cov = box_estimate(self.mean, self.cov)
         values = (self.track_id, self.state, _readonly(self.box), _readonly(mask), self.score, self.class_id,
                   self.age, self.hits, self.frames_since_seen, (float(self.mean[4]), float(self.mean[5])),
                   self.detection_index, _readonly(kalman_box), _readonly(kalman_box_cov))

@@ -338,12 +338,14 @@ class Tracker:
     def _output(self, stamp_ns: int, instances: Instances, ended: list[int]) -> Tracks:
         height, width = instances.image_size
         out = []
-        for track in self._tracks:
+        boxes, box_covs = kalman.box_estimates(np.array([t.mean for t in self._tracks]).reshape(-1, 8),
+                                               np.array([t.cov for t in self._tracks]).reshape(-1, 8, 8))
+        for track, box, box_cov in zip(self._tracks, boxes, box_covs):
             if track.detection_index >= 0:
                 mask = instances.masks[track.detection_index]
             else:
                 mask = track.predicted_mask(height, width)
-            out.append(track.snapshot(mask))
+            out.append(track.snapshot(mask, box, box_cov))
         ended_ids = tuple(sorted(self._pending_ended + ended))
         self._pending_ended = []
         return Tracks(stamp_ns=stamp_ns, image_size=(height, width), tracks=tuple(out), ended_ids=ended_ids)
