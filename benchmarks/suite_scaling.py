@@ -111,6 +111,40 @@ def table(results: dict, bags: int) -> str:
     return '\n'.join(lines) + '\n\n' + '\n'.join(f'- {n}' for n in notes)
 
 
+def _autogroup_note() -> tuple[str, dict]:
+    """Explain the kernel's per-session CPU sharing when it is on (it shapes these numbers under load)."""
+    try:
+        enabled = Path('/proc/sys/kernel/sched_autogroup_enabled').read_text().strip() == '1'
+    except OSError:
+        return '', {}
+    if not enabled:
+        return '- Kernel autogroup scheduling is off: every process competes for the CPUs on its own.', {}
+    one, two_same, two_own = _burn(1, False), _burn(2, False), _burn(2, True)
+    burn = {'burn_s': BURN_S, 'cpu_s_1': one, 'cpu_s_2_one_session': two_same,
+            'cpu_s_2_own_sessions': two_own}
+    return ('- Kernel autogroup scheduling is on: under load, the CPUs are shared per session, not per '
+            'process. The local workers run in the suite command\'s session, so together they get one '
+            'share, whatever their number. Each Ray node is its own `ray start` in its own session (as '
+            'on a real cluster), so the two nodes get two shares. On a loaded machine this holds local-2 '
+            'near local-1 and favours ray-2. The "overhead" line is then a difference in CPU share, not '
+            'a cost of Ray. On an idle machine every worker gets a core. Measured just now: CPU seconds '
+            f'in {BURN_S:.0f} s of busy loops: 1 process {one:.2f}; 2 processes in one session '
+            f'{two_same:.2f} together; 2 processes in their own sessions {two_own:.2f} together.'), burn
+
+
+BURN_S = 3.0
+
+
+def _burn(processes: int, own_sessions: bool) -> float:
+    """CPU seconds that `processes` busy loops of BURN_S seconds get together."""
+    import subprocess
+    code = ('import os, time\nt = time.time()\nwhile time.time() - t < %s: pass\n'
+            'print(sum(os.times()[:2]))' % BURN_S)
+    procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True,
+                              start_new_session=own_sessions) for _ in range(processes)]
+    return sum(float(proc.communicate()[0]) for proc in procs)
+
+
 def main(argv=None) -> int:
     """Run the three configurations and write the table."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -122,14 +156,17 @@ def main(argv=None) -> int:
                    'local-2': run_suite(manifest, work / 'local2', '--workers', '2')}
         if not args.no_ray:
             results['ray-2'] = ray_run(manifest, work / 'ray2')
+    note, burn = _autogroup_note()
     frames = f'first {args.frames} frames of each' if args.frames else 'all frames'
     body = (f'{bags} DAVIS-2016 sequences ({frames}), CompressedImage bags, motion backend, scored with J&F. '
             f'{os.cpu_count()} CPUs, shared with other processes: load average {load_before:.1f} before '
-            'the first run (on an idle machine the speed-up is higher).\n\n' + table(results, bags))
+            'the first run (on an idle machine the speed-up is higher).\n\n' + table(results, bags)
+            + '\n' + note)
     print(body)
     if not args.no_save:
         write_results(args.output, 'vis-ros suite scaling: local workers and a 2-node Ray cluster', body,
-                      {'frames': args.frames, 'bags': bags, 'load_before': load_before, 'runs': results})
+                      {'frames': args.frames, 'bags': bags, 'load_before': load_before, 'runs': results,
+                       'autogroup_burn': burn})
     return 0
 
 
