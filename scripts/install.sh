@@ -69,9 +69,11 @@ step() {
   fi
   say "$name: done in $((SECONDS - t)) s"
 }
-# --no-compile: byte-compiling every installed module is about a fifth of the runtime layer's CPU
-# time (13 s of 64 s measured); Python compiles and caches the modules a run imports instead.
-pip_in() { PIP_NO_INPUT=1 "$VPY" -m pip install --no-compile --progress-bar off "$@"; }
+# The runtime layer is byte-compiled at install, so the node's first start is not slowed by
+# compiling scipy & co. (in CI a node still importing scipy missed a test's 6 s startup timeout). The
+# test and dev layers skip it (--no-compile): torch's thousands of modules took two thirds of the
+# test layer's install time (85 s -> 28 s), and the tests import only a few of them.
+pip_in() { PIP_NO_INPUT=1 "$VPY" -m pip install --progress-bar off "$@"; }
 PIPFIX="check network / index access (pip config list) and the pins in the named file; rerun the same command"
 
 # --- 0) interpreter: the ROS wheels are cp311 manylinux_2_28, and rosidl compiles C extensions
@@ -98,11 +100,13 @@ install_layer() {  # install_layer NAME: pip-install the layer's files unless it
     say "layer $layer: wheels up to date"; return
   fi
   [ "$layer" = runtime ] && step "upgrade pip" "$PIPFIX" pip_in -U pip
+  local compile=()
+  [ "$layer" = runtime ] || compile=(--no-compile)
   for f in ${LAYER_FILES[$layer]}; do
     if [[ $f == nodeps:* ]]; then
-      step "pip install ${f#nodeps:} (no deps)" "$PIPFIX" pip_in --no-deps -r "${f#nodeps:}"
+      step "pip install ${f#nodeps:} (no deps)" "$PIPFIX" pip_in "${compile[@]}" --no-deps -r "${f#nodeps:}"
     else
-      step "pip install $f" "$PIPFIX" pip_in -r "$f"
+      step "pip install $f" "$PIPFIX" pip_in "${compile[@]}" -r "$f"
     fi
   done
   # Never both cv2 wheels: a stray opencv-python shadows the headless one.
