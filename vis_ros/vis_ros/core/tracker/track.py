@@ -140,11 +140,11 @@ class TrackRecord:
         kept. test_core_tracker_fast_paths checks the result equals the checked construction.
         """
         track = object.__new__(Track)
-        if kalman_box is None:   # the tracker passes them batched (kalman.box_estimates)
-            kalman_box, kalman_box_cov = box_estimate(self.mean, self.cov)
+        if kalman_box is None:   # the tracker passes them batched and read-only (kalman.box_estimates)
+            kalman_box, kalman_box_cov = (_readonly(a) for a in box_estimate(self.mean, self.cov))
         values = (self.track_id, self.state, _readonly(self.box), _readonly(mask), self.score, self.class_id,
                   self.age, self.hits, self.frames_since_seen, (float(self.mean[4]), float(self.mean[5])),
-                  self.detection_index, _readonly(kalman_box), _readonly(kalman_box_cov))
+                  self.detection_index, kalman_box, kalman_box_cov)
         for name, value in zip(_TRACK_FIELDS, values):
             object.__setattr__(track, name, value)
         return track

@@ -340,6 +340,7 @@ class Tracker:
         out = []
         boxes, box_covs = kalman.box_estimates(np.array([t.mean for t in self._tracks]).reshape(-1, 8),
                                                np.array([t.cov for t in self._tracks]).reshape(-1, 8, 8))
+        boxes.flags.writeable = box_covs.flags.writeable = False   # rows are then read-only views
         for track, box, box_cov in zip(self._tracks, boxes, box_covs):
             if track.detection_index >= 0:
                 mask = instances.masks[track.detection_index]
