@@ -270,7 +270,7 @@ class LogitPatch:
         self.region, self.logits = region, logits
 
     def mask(self, height: int, width: int) -> np.ndarray:
-        """The patch as a full-frame bool array, True where the logit is above 0."""
+        """The patch as a full-frame bool mask (logit > 0)."""
         x1, y1, x2, y2 = self.region
         full = np.zeros((height, width), bool)
         if self.logits.size:
