@@ -66,14 +66,3 @@ def test_onnx_with_other_inputs_is_refused_naming_file_and_expectation(models, t
 def test_unknown_class_name_lists_the_valid_ones():
     with pytest.raises(ConfigError, match='valid names: person, bicycle'):
         make_backend('detect_sam', {'classes': 'person,unicorn'})
-
-
-def test_resolve_overlaps_gives_each_pixel_to_the_higher_logit():
-    from vis_ros.segment.detect_sam import LogitPatch, resolve_overlaps
-    bike = LogitPatch((0, 0, 6, 4), np.full((4, 6), 1.0, np.float32))      # claims all of 6x4
-    rider = LogitPatch((2, 0, 4, 4), np.full((4, 2), 3.0, np.float32))     # surer on columns 2-3
-    masks = [p.mask(4, 6) for p in (bike, rider)]
-    kept = resolve_overlaps([bike, rider], masks)
-    assert kept[1].sum() == 8 and kept[1][:, 2:4].all()
-    assert kept[0].sum() == 16 and not kept[0][:, 2:4].any()
-    assert not (kept[0] & kept[1]).any()

@@ -57,8 +57,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "the tracker's low_score and high_score: it extends tracks, never starts one)", 0.0, 1.0),
     OptionSpec('track_prompt_min_iou', 0.75, "a track prompt's mask is kept only when the decoder's "
                'predicted IoU is at least this', 0.0, 1.0),
-    OptionSpec('resolve_overlaps', False, 'a pixel two detections\' masks both claim goes to the one with '
-               'the higher mask logit (a rider and the bike under it stay two instances)'),
     OptionSpec('track_prompts', True, 'tracking by segmentation: look for CONFIRMED/LOST tracks that no '
                'detection covers at their predicted boxes'),
     OptionSpec('track_prompt_frames', 10, 'a (not user-prompted) track held only by its own prompts for '
@@ -129,12 +127,6 @@ class DetectSamSegmenter:
     def mask(self, embeddings: np.ndarray, height: int, width: int, box=None, point=None
              ) -> tuple[np.ndarray, float]:
         """Full-frame bool mask and predicted IoU for one box or point prompt."""
-        patch, iou = self.mask_logits(embeddings, height, width, box, point)
-        return patch.mask(height, width), iou
-
-    def mask_logits(self, embeddings: np.ndarray, height: int, width: int, box=None, point=None
-                    ) -> tuple['LogitPatch', float]:
-        """The mask logits inside the prompt's region, and the decoder's predicted IoU."""
         feeds = minisam.decoder_feeds(embeddings, box, point, height, width)
         out = self._decoder.run(feeds, list(minisam.DECODER_SPEC.outputs))
         low_res = out['low_res_masks'].reshape(minisam.LOW_RES, minisam.LOW_RES)
@@ -143,9 +135,10 @@ class DetectSamSegmenter:
         else:
             region = minisam.prompt_region(box, height, width, self._opts['mask_margin'])
         x1, y1, x2, y2 = region
-        logits = minisam.upsample_region(low_res, region, height, width) if x2 > x1 and y2 > y1 \
-            else np.zeros((0, 0), np.float32)
-        return LogitPatch(region, logits), float(np.clip(out['iou_predictions'].reshape(-1)[0], 0.0, 1.0))
+        full = np.zeros((height, width), bool)
+        if x2 > x1 and y2 > y1:
+            full[y1:y2, x1:x2] = minisam.upsample_region(low_res, region, height, width) > 0.0
+        return full, float(np.clip(out['iou_predictions'].reshape(-1)[0], 0.0, 1.0))
 
     # --- the backend call ------------------------------------------------------------------
 
@@ -185,13 +178,11 @@ class DetectSamSegmenter:
 
     def _decode_all(self, embeddings, detections: Detections, prompts: Sequence[Prompt], height: int,
                     width: int):
-        masks, scores, classes, prompt_rows, patches = [], [], [], {}, []
+        masks, scores, classes, prompt_rows = [], [], [], {}
         for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids):
-            patch, iou = self.mask_logits(embeddings, height, width, box=box)
-            mask = patch.mask(height, width)
+            mask, iou = self.mask(embeddings, height, width, box=box)
             if mask.any():   # the geometric mean keeps the detector's scale for the tracker's thresholds
                 masks.append(mask), scores.append(float(np.sqrt(score * iou))), classes.append(int(cls))
-                patches.append(patch)
         for k, prompt in enumerate(prompts):
             if not prompt.inside(height, width):
                 continue
@@ -212,8 +203,6 @@ class DetectSamSegmenter:
                 prompt_rows[k] = len(masks)
                 classes.append(_user_class(prompt, mask, masks, classes))
                 masks.append(mask), scores.append(max(iou, 0.9))
-        if self._opts['resolve_overlaps'] and len(patches) > 1:
-            masks[:len(patches)] = resolve_overlaps(patches, masks[:len(patches)])
         return masks, scores, classes, prompt_rows
 
     def reset(self) -> None:
@@ -259,37 +248,3 @@ def _instances(masks, scores, classes, height: int, width: int) -> Instances:
         return Instances.empty(height, width)
     return Instances.from_masks(np.stack(masks), np.asarray(scores, np.float32),
                                 np.asarray(classes, np.int32))
-
-
-class LogitPatch:
-    """Mask logits of one prompt inside its region [x1, y1, x2, y2] of the frame."""
-
-    __slots__ = ('region', 'logits')
-
-    def __init__(self, region: tuple[int, int, int, int], logits: np.ndarray):
-        self.region, self.logits = region, logits
-
-    def mask(self, height: int, width: int) -> np.ndarray:
-        """The patch as a full-frame bool mask (logit > 0)."""
-        x1, y1, x2, y2 = self.region
-        full = np.zeros((height, width), bool)
-        if self.logits.size:
-            full[y1:y2, x1:x2] = self.logits > 0.0
-        return full
-
-
-def resolve_overlaps(patches: list[LogitPatch], masks: list[np.ndarray]) -> list[np.ndarray]:
-    """Each pixel claimed by several masks is kept only by the mask with the highest logit there."""
-    best = np.full(masks[0].shape, -np.inf, np.float32)
-    for patch in patches:
-        x1, y1, x2, y2 = patch.region
-        if patch.logits.size:
-            np.maximum(best[y1:y2, x1:x2], patch.logits, out=best[y1:y2, x1:x2])
-    out = []
-    for patch, mask in zip(patches, masks):
-        x1, y1, x2, y2 = patch.region
-        kept = mask.copy()
-        if patch.logits.size:
-            kept[y1:y2, x1:x2] &= patch.logits >= best[y1:y2, x1:x2]
-        out.append(kept)
-    return out
