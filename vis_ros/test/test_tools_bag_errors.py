@@ -190,9 +190,11 @@ def test_zero_header_stamps_suggest_bag_time(small_bags, tmp_path, capsys):
 
 
 def test_realtime_replay_of_a_looping_bag_starts_a_new_stream_like_the_node(tmp_path, capsys):
-    """A bag recorded from a looping player: header stamps jump back. --realtime applies the node's
-    policy (new stream: every public id ended once, ids never reused); without it replay refuses.
-    45 frames at 30 Hz: the jump back (1.5 s) exceeds the node's default stream_jump_back_s (1 s)."""
+    """A bag from a looping player (header stamps jump back) starts a new stream under --realtime.
+
+    As in the node: every public id is ended once and ids are never reused; without --realtime
+    replay refuses. 45 frames at 30 Hz: the jump back (1.5 s) exceeds stream_jump_back_s (1 s).
+    """
     source, bag = tmp_path / 'once', tmp_path / 'looped'
     assert cli(['make-bag', 'synthetic:crossing', '--out', str(source), '--max-frames', '45',
                 '--size', '320x240']) == 0
