@@ -96,10 +96,12 @@ def test_node_prompt_topic_end_to_end(tmp_path, shared_data):
     try:
         assert wait_for(lambda: recorder.classes is not None, 90), log_path.read_text()
         assert camera.wait_for_subscriber(20) and wait_for(lambda: publisher.get_subscription_count() > 0, 20)
-        stamps = []
+        stamps, first = [], camera.now_ns()
         for index in range(3):
             rgb, gt = davis_frame('cows', index)
-            stamp = camera.now_ns()
+            # camera-time stamps 1/24 s apart (DAVIS): the CPU encoder may take seconds per frame,
+            # and a track whose stamps are further apart than lost_timeout_s ends (docs/node.md)
+            stamp = first + index * 41_666_667
             for box in ([mask_box(gt), [-50, -50, -10, -10]] if index == 0 else []):   # 2nd: outside
                 msg = PromptMsg(kind=PromptMsg.KIND_BOX, box=np.asarray(box, np.float32), label='cow')
                 msg.header = convert.make_header(stamp, 'camera')

@@ -32,7 +32,7 @@ def test_backend_choices_are_listed_and_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as done:
         cli(['replay', '--help'])
     assert done.value.code == 0
-    assert '--backend {motion,onnx,litert,tensorrt}' in capsys.readouterr().out
+    assert '--backend {motion,onnx,litert,tensorrt,detect_sam}' in capsys.readouterr().out
     with pytest.raises(SystemExit) as done:
         cli(['eval', 'pred', '--gt', 'gt', '--out', 'r', '--states', 'confirmed,nope'])
     assert done.value.code == 2 and '--states must list some of' in capsys.readouterr().err
