@@ -15,7 +15,7 @@ install-dev:      ## test + benchmark extras + the peer trackers' venvs
 test:             ## the whole test suite (README's test command; CI runs exactly this)
 	bash scripts/test.sh -q
 
-demo: install     ## camera publisher -> vis_node over DDS -> out/demo/{overlay.mp4,contact_sheet.png,metrics.json}
+demo: install     ## camera publisher -> vis_node over DDS -> out/demo/{overlay.webm,contact_sheet.png,metrics.json}
 	bash -c '. $${PREFIX:-install}/env.sh && vis-ros demo --out out/demo'
 
 lint: install-test  ## flake8 + pep257 (ament style)
