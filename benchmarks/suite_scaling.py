@@ -15,6 +15,11 @@ byte-identical across the three. The load average is printed: on a shared machin
 is depressed by the other processes.
 
     python benchmarks/suite_scaling.py --frames 30
+
+Ray binds even a loopback --node-ip-address to the host's own address, so run it where `lo` is the
+only interface (as root) to keep every packet on this machine, as test_tools_suite_fleet does:
+
+    unshare --net sh -c 'ip link set lo up && exec python benchmarks/suite_scaling.py --frames 30'
 """
 from __future__ import annotations
 
