@@ -22,7 +22,8 @@ import numpy as np
 from vis_ros.core.errors import InputError
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
+def readonly_view(array: np.ndarray) -> np.ndarray:
+    """A read-only view of `array` (no copy): frozen dataclasses hand these out."""
     view = array.view()
     view.flags.writeable = False
     return view
@@ -42,7 +43,7 @@ def _check_array(name: str, value, dtype, shape: tuple) -> np.ndarray:
         want = ', '.join('*' if s is None else str(s) for s in shape)
         want = f'({want},)' if len(shape) == 1 else f'({want})'
         raise InputError(f'{name} must be {want} {np.dtype(dtype)}, got {_describe(value)}')
-    return _readonly(value)
+    return readonly_view(value)
 
 
 @dataclass(frozen=True, slots=True)

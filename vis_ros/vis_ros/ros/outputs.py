@@ -17,7 +17,7 @@ from vis_ros_msgs.msg import ClassTable, InstanceArray
 
 from vis_ros.core.covariance import class_table_version
 from vis_ros.core.overlay import draw_overlay, label_image
-from vis_ros.core.types import Track, Tracks, TrackState
+from vis_ros.core.types import Track, Tracks
 from vis_ros.ros import convert, qos
 from vis_ros.ros.markers import MarkerArray, MarkerTracker
 
@@ -25,19 +25,6 @@ try:  # vision_msgs is optional (interop only); ~/detections exists only where i
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 except ImportError:  # pragma: no cover - depends on the install
     Detection2DArray = None
-
-
-def select_tracks(tracks: Tracks, *, publish_tentative: bool, min_score: float) -> Tracks:
-    """Filter ONE step without memory (same ended_ids): tentative only when asked, score >= min_score.
-
-    The node publishes through core.stream.PublicIds instead (a public id stays published until
-    it ends, and ended_ids lists only public ids); use that to reproduce the node's output.
-    """
-    keep = tuple(sorted((t for t in tracks.tracks
-                         if (publish_tentative or t.state != TrackState.TENTATIVE)
-                         and t.score >= min_score and t.state != TrackState.REMOVED),
-                        key=lambda t: t.track_id))
-    return Tracks(tracks.stamp_ns, tracks.image_size, keep, tracks.ended_ids)
 
 
 def _detections(tracks: Sequence[Track], header, class_names: Sequence[str]):

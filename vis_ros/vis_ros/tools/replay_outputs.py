@@ -10,7 +10,7 @@ image_transport's compressed plugin names and formats them; uncompressed, Image 
 (mono16) and /vis_ros/overlay (rgb8).
 
 The messages are the node's own: built by vis_ros.ros.convert from the same tracks the node would
-publish (`select_tracks`), serialized by rclpy, with the SOURCE image header. frames.jsonl is
+publish (core.stream.PublicIds), serialized by rclpy, with the SOURCE image header. frames.jsonl is
 flushed per line, and `close()` (always called, also after an error or a signal) finalizes the
 MCAP index and renames the video from its temporary name, so a replay that stops midway leaves
 complete files holding the frames processed before it stopped.

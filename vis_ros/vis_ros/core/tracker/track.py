@@ -13,7 +13,7 @@ import numpy as np
 from vis_ros.core.tracker.kalman import box_estimate
 from vis_ros.core.tracker.observations import Observations
 from vis_ros.core.tracker.region import GridMask
-from vis_ros.core.types import Track, TrackState
+from vis_ros.core.types import Track, TrackState, readonly_view
 
 
 class TrackRecord:
@@ -141,10 +141,11 @@ class TrackRecord:
         """
         track = object.__new__(Track)
         if kalman_box is None:   # the tracker passes them batched and read-only (kalman.box_estimates)
-            kalman_box, kalman_box_cov = (_readonly(a) for a in box_estimate(self.mean, self.cov))
-        values = (self.track_id, self.state, _readonly(self.box), _readonly(mask), self.score, self.class_id,
-                  self.age, self.hits, self.frames_since_seen, (float(self.mean[4]), float(self.mean[5])),
-                  self.detection_index, kalman_box, kalman_box_cov)
+            kalman_box, kalman_box_cov = (readonly_view(a) for a in box_estimate(self.mean, self.cov))
+        values = (self.track_id, self.state, readonly_view(self.box), readonly_view(mask), self.score,
+                  self.class_id, self.age, self.hits, self.frames_since_seen,
+                  (float(self.mean[4]), float(self.mean[5])), self.detection_index,
+                  kalman_box, kalman_box_cov)
         for name, value in zip(_TRACK_FIELDS, values):
             object.__setattr__(track, name, value)
         return track
@@ -152,9 +153,3 @@ class TrackRecord:
 
 _TRACK_FIELDS = ('track_id', 'state', 'box', 'mask', 'score', 'class_id', 'age', 'hits', 'frames_since_seen',
                  'velocity', 'detection_index', 'kalman_box', 'kalman_box_cov')
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    view = array.view()
-    view.flags.writeable = False
-    return view
