@@ -112,6 +112,31 @@ def test_unavailable_backend_fails_configure(context, capfd):
         node.destroy_node()
 
 
+def test_activate_error_names_its_cause_and_leaves_no_worker(context, capfd, monkeypatch):
+    # A stale vis_ros_msgs build (no Prompt message) broke activate; the log blamed a busy worker.
+    import vis_ros.nodes.vis_node as vis_node
+
+    def stale_messages(node, pipeline):
+        raise ImportError("cannot import name 'Prompt' from 'vis_ros_msgs.msg'")
+
+    before = {t.ident for t in threading.enumerate()}
+    node = make_node(context)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        with monkeypatch.context() as patch:
+            patch.setattr(vis_node, 'PromptInput', stale_messages)
+            assert node.trigger_activate() == TransitionCallbackReturn.ERROR
+        err = capfd.readouterr().err
+        assert "activate error: ImportError: cannot import name 'Prompt'" in err, err
+        assert 'worker is still processing' not in err, err
+        assert state_of(node) == 'unconfigured'   # on_error released everything
+        assert [t.name for t in threading.enumerate() if t.ident not in before] == []
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    finally:
+        node.destroy_node()
+
+
 def test_compressed_input_and_label_image_encoding(context):
     """Check CompressedImage input, and that ~/labels pixel k is instances[k - 1] of its frame."""
     import time

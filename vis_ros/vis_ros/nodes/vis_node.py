@@ -137,6 +137,15 @@ class VisNode(LifecycleNode):
         result = super().on_activate(state)
         if result != TransitionCallbackReturn.SUCCESS:
             return result
+        try:
+            self._start_processing()
+        except Exception as err:  # a bug: say what failed (rclpy would only say "error"), undo the start
+            self.get_logger().error(f'activate error: {type(err).__name__}: {err}\n{traceback.format_exc()}')
+            self._stop_processing()
+            return TransitionCallbackReturn.ERROR
+        return TransitionCallbackReturn.SUCCESS
+
+    def _start_processing(self) -> None:
         msg_type, type_name, _ = _INPUT_TYPES[self.config.input_type]
         requested = qos.make_qos(self.config.input_reliability, self.config.input_depth)
         self._slot = LatestSlot()
@@ -152,7 +161,6 @@ class VisNode(LifecycleNode):
         self._prompt_input = PromptInput(self, self._pipeline)
         self.get_logger().info(f'active: listening on {self._subscription.topic_name} '
                                f'({type_name}, {qos.describe_qos(requested)})')
-        return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop taking frames, end every public id (announced), then disable the publishers."""

@@ -14,7 +14,8 @@ publishes one diagnostic_msgs/DiagnosticStatus. Keys are stable (tools and tests
 
 The level looks at a recent window (`window_s`, parameter diagnostics_window_s), so it recovers:
 ERROR while backend errors happened in the window, or while input arrives but nothing has been
-published for longer than the stall time; WARN while bad or stale frames arrived in the window, or
+published for longer than the stall time (the message names the stale or bad frames skipped since
+the last output, the usual cause); WARN while bad or stale frames arrived in the window, or
 when no input arrives; else OK. The counters are totals since configure.
 """
 from __future__ import annotations
@@ -73,6 +74,8 @@ class NodeStats:
         self.recent = {kind: RecentEvents(window_s) for kind in ('error', 'bad', 'stale')}
         self.stale_frames = 0
         self.new_streams = 0
+        # Skipped frames since the last published one: why output stalls, whatever the window.
+        self.skipped_since_output = {'bad': 0, 'stale': 0}
         self.last_output = time.monotonic()   # reset by mark_active; a stall is measured from it
         self._latency: dict[str, collections.deque[float]] = {}
         self._window = latency_window
@@ -95,6 +98,7 @@ class NodeStats:
             self.processed += 1
             self.output_rate.tick()
             self.last_output = time.monotonic()
+            self.skipped_since_output = {'bad': 0, 'stale': 0}
 
     def mark_active(self) -> None:
         """Start measuring output stalls from now (on activate)."""
@@ -105,6 +109,7 @@ class NodeStats:
         with self._lock:
             self.bad_frames += 1
             self.recent['bad'].add()
+            self.skipped_since_output['bad'] += 1
 
     def add_processing_error(self) -> None:
         """Count one frame lost to an unexpected exception."""
@@ -117,6 +122,7 @@ class NodeStats:
         with self._lock:
             self.stale_frames += 1
             self.recent['stale'].add()
+            self.skipped_since_output['stale'] += 1
 
     def percentiles(self) -> dict[str, tuple[float, float]]:
         """Return stage -> (p50, p99) milliseconds over the window."""
@@ -140,8 +146,12 @@ def diagnostic_level(stats: NodeStats, now: float, *, receiving: bool, active: b
                                         f'{window:g} s (see log)')
     silent_s = now - stats.last_output
     if silent_s > stall_s:
-        why = (f'; {recent["stale"]} frames skipped as stale: repeated stamps need stamp_source:=receive'
-               if recent['stale'] else f'; {recent["bad"]} bad frames' if recent['bad'] else '')
+        # Counted since the last output, not in the window: a stall longer than the window (or a
+        # loaded machine that delivered nothing in its last second) still names its cause.
+        skipped = dict(stats.skipped_since_output)
+        why = (f'; {skipped["stale"]} frames skipped as stale since then: repeated stamps need '
+               'stamp_source:=receive' if skipped['stale']
+               else f'; {skipped["bad"]} bad frames since then' if skipped['bad'] else '')
         return DiagnosticStatus.ERROR, f'input arrives but nothing was published for {silent_s:.1f} s{why}'
     if recent['bad'] or recent['stale']:
         return DiagnosticStatus.WARN, (f'{recent["bad"]} bad and {recent["stale"]} stale frames skipped '
