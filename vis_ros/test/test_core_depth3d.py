@@ -52,7 +52,7 @@ def test_visible_surface_point_ignores_background_and_invalid_pixels():
     assert meas.size[0] == pytest.approx(25 * 3.0 / CAMERA.fx, rel=0.05)   # 2r + 1 px wide at 3 m
     assert np.all(np.linalg.eigvalsh(meas.cov) > 0)
     # with a sharp centroid the depth noise dominates: the covariance is longest along the ray
-    sharp = measure_mask(depth, loose, box_of(loose), CAMERA, DepthConfig(pixel_sigma=0.5))
+    sharp = measure_mask(depth, loose, box_of(loose), CAMERA, DepthConfig(pixel_sigma=0.02))
     ray = sharp.position / np.linalg.norm(sharp.position)
     axis = np.linalg.eigh(sharp.cov)[1][:, -1]
     assert abs(ray @ axis) > 0.95
@@ -119,14 +119,15 @@ def test_velocity_comes_from_the_filter_and_lost_tracks_are_predicted_then_dropp
     _, mask, _ = moving(t)
     lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
     out = tracker.step(lost, None, None)
-    np.testing.assert_allclose(out[1].position, last.position + last.velocity * (t - stamps[39]), atol=1e-9)
+    # (plus the manoeuvring model's small acceleration estimate: under 1 mm in 40 ms here)
+    np.testing.assert_allclose(out[1].position, last.position + last.velocity * (t - stamps[39]), atol=1e-3)
     assert np.trace(out[1].position_cov) > np.trace(last.position_cov)
     t = stamps[39] + 0.31   # longer than stale_s since the last measurement
     lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
     out = tracker.step(lost, None, None)
     assert out == {}
     out = tracker.step(Tracks(int((t + 0.03) * 1e9), (H, W), (), ended_ids=(1,)), None, None)
-    assert out == {} and tracker._filters == {}
+    assert out == {} and len(tracker) == 0
 
 
 def test_an_outlier_depth_is_skipped_and_a_lasting_jump_restarts_the_filter():

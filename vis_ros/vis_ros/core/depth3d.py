@@ -8,8 +8,11 @@ loose mask edge covers are far from the median and are left out). Invalid depth 
 Pinhole model of sensor_msgs/CameraInfo: pixel (u, v) (column, row, pixel centres at integer
 coordinates) at depth z is X = (u - cx) z / fx, Y = (v - cy) z / fy, Z = z in the optical frame
 (x right, y down, z forward). The measurement covariance propagates a centroid noise of
-`pixel_sigma` px and a depth noise of depth_sigma_m + depth_sigma_per_m2 * z^2 (stereo and
-time-of-flight cameras grow with z^2) through that model, so it is elongated along the ray.
+`pixel_sigma` px and the noise of the median depth through that model: each pixel has
+depth_sigma_m + depth_sigma_per_m2 * z^2 (stereo and time-of-flight cameras grow with z^2), and
+the median of n pixels has that times sqrt(pi/2 * depth_correlated_px / n) (its standard error
+when the noise is independent over patches of depth_correlated_px pixels). With few pixels or a
+sharp centroid the covariance is elongated along the ray.
 """
 from __future__ import annotations
 
@@ -49,9 +52,17 @@ class DepthConfig:
     depth_sigma_m: float = _knob(0.01, 'depth noise at zero range (m, 1 sigma)', 0.0, 10.0)
     depth_sigma_per_m2: float = _knob(0.0015, 'depth noise growth with range: sigma += this * z^2 (1/m)',
                                       0.0, 10.0)
-    accel_sigma: float = _knob(6.0, 'process noise of the 3D constant-velocity filter: acceleration '
-                               'std (m/s^2); higher follows turns faster, lower smooths velocity',
-                               0.01, 100.0)
+    depth_correlated_px: float = _knob(9.0, 'depth noise is correlated over about this many pixels '
+                                       '(a stereo matching window; 1 = independent): the median of n '
+                                       'pixels has the per-pixel sigma * sqrt(pi/2 * this / n)',
+                                       1.0, 1e6)
+    accel_sigma: float = _knob(2.0, 'process noise of the 3D constant-velocity model: acceleration std '
+                               '(m/s^2) of steady motion; lower smooths velocity more', 0.01, 100.0)
+    jerk_sigma: float = _knob(10.0, 'process noise of the 3D constant-acceleration model that takes '
+                              'over during manoeuvres (turns, braking, a panning camera): jerk std '
+                              '(m/s^3)', 0.01, 1000.0)
+    manoeuvre_s: float = _knob(0.65, 'mean time (s) the motion stays steady or manoeuvring: sets how '
+                               'fast the filter switches between the two models', 0.01, 100.0)
     stale_s: float = _knob(0.5, 'a track keeps has_position_3d this long (s) after its last 3D '
                            'measurement (a LOST track is predicted by the filter); 0 = only when '
                            'measured this frame', 0.0, 60.0)
@@ -159,50 +170,132 @@ def _crop_bounds(box: np.ndarray, height: int, width: int) -> tuple[int, int, in
     return x1, y1, x2, y2
 
 
+@dataclass(frozen=True)
+class Measurements3D:
+    """measure_masks' result for n masks, row i for mask i; ok[i] False: no measurement (zeros)."""
+
+    ok: np.ndarray            # (n,) bool
+    position: np.ndarray      # (n, 3) m
+    cov: np.ndarray           # (n, 3, 3) m^2
+    size: np.ndarray          # (n, 3) m
+    valid_pixels: np.ndarray  # (n,) pixels near the median depth that the point was taken from
+
+    def get(self, i: int) -> Optional[Measurement3D]:
+        """Row i as a Measurement3D, None where there is none."""
+        if not self.ok[i]:
+            return None
+        return Measurement3D(self.position[i], self.cov[i], self.size[i], int(self.valid_pixels[i]))
+
+
 def measure_mask(depth: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: CameraIntrinsics,
                  config: DepthConfig) -> Optional[Measurement3D]:
     """3D point, covariance and size of `mask` (full frame, bool) inside `box` [x1, y1, x2, y2].
 
-    depth: (H, W) uint16 millimetres or float32 metres, the mask's size. Only the mask's pixels
-    are converted (a full-frame conversion would cost more than the whole 3D path). None when
-    fewer than config.min_valid_pixels mask pixels have valid depth.
+    depth: (H, W) uint16 millimetres or float32 metres, the mask's size. None when fewer than
+    config.min_valid_pixels mask pixels have valid depth. One mask of measure_masks.
     """
-    height, width = mask.shape
-    x1, y1, x2, y2 = _crop_bounds(box, height, width)
-    if x2 <= x1 or y2 <= y1:
-        return None
-    index = np.flatnonzero(mask[y1:y2, x1:x2])   # flat positions in the crop
-    if index.size > config.max_samples:             # a regular subsample bounds the cost
-        index = index[::int(np.ceil(index.size / config.max_samples))]
-    z = depth[y1:y2, x1:x2].ravel()[index]          # ravel copies the (small) crop once
+    return measure_masks(depth, (mask,), (box,), camera, config).get(0)
+
+
+def _samples(masks, boxes, height: int, width: int, max_samples: int):
+    """(rows, cols) of every mask's pixels inside its box (a regular subsample of big masks), counts."""
+    rows, cols, counts = [], [], np.zeros(len(masks), np.int64)
+    for i, (mask, box) in enumerate(zip(masks, boxes)):
+        x1, y1, x2, y2 = _crop_bounds(box, height, width)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        r, c = np.nonzero(mask[y1:y2, x1:x2])   # row-major: the same order as a flat index
+        if r.size > max_samples:                 # a regular subsample bounds the cost
+            step = int(np.ceil(r.size / max_samples))
+            r, c = r[::step], c[::step]
+        rows.append(r + y1)
+        cols.append(c + x1)
+        counts[i] = r.size
+    if not rows:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), counts
+    return np.concatenate(rows), np.concatenate(cols), counts
+
+
+def _segments(keep: np.ndarray, seg: np.ndarray, n: int, *arrays):
+    """Keep the samples where `keep`; their per-mask counts, starts and ends (masks stay contiguous)."""
+    seg = seg[keep]
+    counts = np.bincount(seg, minlength=n)
+    ends = np.cumsum(counts)
+    return (seg, counts, ends - counts, ends) + tuple(a[keep] for a in arrays)
+
+
+def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
+                  config: DepthConfig) -> Measurements3D:
+    """measure_mask for many masks of one depth image at once (one gather, one set of array ops).
+
+    Only the masks' pixels are converted (a full-frame conversion would cost more than the whole
+    3D path). The point is the lower median depth (a real sample, never between two surfaces) at
+    the centroid of the pixels within max(0.2 m, 10%) of it: the object's surface, not the
+    background a loose mask edge covers.
+    """
+    height, width = depth.shape
+    n, minimum = len(masks), config.min_valid_pixels
+    rows, cols, counts = _samples(masks, boxes, height, width, config.max_samples)
+    seg = np.repeat(np.arange(n), counts)
+    z = depth[rows, cols]
     z = z * np.float32(0.001) if z.dtype == np.uint16 else z   # mm; 0 (no return) -> 0 m: invalid
     valid = (z >= config.min_range_m) & (z <= config.max_range_m)   # NaN compares False
-    if np.count_nonzero(valid) < config.min_valid_pixels:
-        return None
-    z, index = z[valid], index[valid]
-    middle = (z.size - 1) // 2   # the lower median: a real sample, never between two far surfaces
-    depth_m = float(np.partition(z, middle)[middle])
-    near = np.abs(z - depth_m) <= max(0.2, 0.1 * depth_m)   # the object's surface, not the background
-    if np.count_nonzero(near) < config.min_valid_pixels:
-        return None
-    z, index = z[near], index[near]
-    v, u = np.divmod(index, x2 - x1)
-    uc, vc = float(u.mean()) + x1, float(v.mean()) + y1
-    lo, hi = int(0.05 * (z.size - 1)), int(np.ceil(0.95 * (z.size - 1)))   # 5th / 95th percentile
-    z_lo, z_hi = np.partition(z, (lo, hi))[[lo, hi]]   # one partition, no interpolation
-    position = np.array([(uc - camera.cx) * depth_m / camera.fx, (vc - camera.cy) * depth_m / camera.fy,
-                         depth_m])
-    size = np.array([(u.max() - u.min() + 1) * depth_m / camera.fx,
-                     (v.max() - v.min() + 1) * depth_m / camera.fy, float(z_hi - z_lo)])
-    return Measurement3D(position, _measurement_cov(uc, vc, depth_m, camera, config), size, int(z.size))
+    seg, counts, starts, ends, z, rows, cols = _segments(valid, seg, n, z, rows, cols)
+    ok = counts >= minimum
+    median = np.zeros(n, np.float32)
+    for i in np.flatnonzero(ok):
+        part = z[starts[i]:ends[i]]
+        median[i] = np.partition(part, (part.size - 1) // 2)[(part.size - 1) // 2]
+    near_m = np.maximum(0.2, 0.1 * median.astype(np.float64)).astype(np.float32)
+    near = np.abs(z - median[seg]) <= near_m[seg]
+    seg, counts, starts, ends, z, rows, cols = _segments(near, seg, n, z, rows, cols)
+    ok &= counts >= minimum
+    used = np.flatnonzero(ok)
+    extent = np.zeros((n, 3))
+    for i in used:   # 5th / 95th percentile depth: one partition, no interpolation
+        part, last = z[starts[i]:ends[i]], counts[i] - 1
+        lo, hi = int(0.05 * last), int(np.ceil(0.95 * last))
+        z_lo, z_hi = np.partition(part, (lo, hi))[[lo, hi]]
+        extent[i, 2] = float(z_hi - z_lo)
+    bounds = np.stack([starts[used], ends[used]], 1).ravel()   # [start, end) pairs of nonempty masks
+    for axis, values in ((0, cols), (1, rows)) if used.size else ():
+        padded = np.append(values, 0)   # reduceat needs every index below the length
+        low, high = np.minimum.reduceat(padded, bounds)[::2], np.maximum.reduceat(padded, bounds)[::2]
+        extent[used, axis] = high - low + 1
+    return _finish(ok, median.astype(np.float64), counts, extent,
+                   np.bincount(seg, weights=cols, minlength=n), np.bincount(seg, weights=rows, minlength=n),
+                   camera, config)
 
 
-def _measurement_cov(u: float, v: float, z: float, camera: CameraIntrinsics,
-                     config: DepthConfig) -> np.ndarray:
-    """Covariance (m^2) of back-projecting (u, v, z) with pixel and depth noise (first order)."""
-    jacobian = np.array([[z / camera.fx, 0.0, (u - camera.cx) / camera.fx],
-                         [0.0, z / camera.fy, (v - camera.cy) / camera.fy],
-                         [0.0, 0.0, 1.0]])
-    depth_sigma = config.depth_sigma_m + config.depth_sigma_per_m2 * z * z
-    noise = np.diag([config.pixel_sigma ** 2, config.pixel_sigma ** 2, depth_sigma ** 2])
-    return jacobian @ noise @ jacobian.T
+def _finish(ok, depth_m, counts, extent, sum_u, sum_v, camera: CameraIntrinsics,
+            config: DepthConfig) -> Measurements3D:
+    """Back-project the per-mask centroids and depths; zero rows where there is no measurement."""
+    pixels = np.maximum(counts, 1)
+    u, v = sum_u / pixels, sum_v / pixels
+    position = np.stack([(u - camera.cx) * depth_m / camera.fx, (v - camera.cy) * depth_m / camera.fy,
+                         depth_m], 1)
+    size = extent * np.stack([depth_m / camera.fx, depth_m / camera.fy, np.ones_like(depth_m)], 1)
+    cov = _measurement_cov(u, v, depth_m, pixels, camera, config)
+    zero = ~ok
+    position[zero], size[zero], cov[zero] = 0.0, 0.0, 0.0
+    return Measurements3D(ok, position, cov, size, np.where(ok, counts, 0))
+
+
+def _measurement_cov(u: np.ndarray, v: np.ndarray, z: np.ndarray, pixels: np.ndarray,
+                     camera: CameraIntrinsics, config: DepthConfig) -> np.ndarray:
+    """(n, 3, 3) covariance (m^2) of back-projecting (u, v, z) with pixel and depth noise (first order).
+
+    The depth is the median of `pixels` samples: its noise is the per-pixel sigma times
+    sqrt(pi / 2 * c / pixels) (the standard error of a median, c pixels per independent noise
+    sample), never more than one pixel's.
+    """
+    jacobian = np.zeros((len(z), 3, 3))
+    jacobian[:, 0, 0], jacobian[:, 0, 2] = z / camera.fx, (u - camera.cx) / camera.fx
+    jacobian[:, 1, 1], jacobian[:, 1, 2] = z / camera.fy, (v - camera.cy) / camera.fy
+    jacobian[:, 2, 2] = 1.0
+    pixel_sigma = config.depth_sigma_m + config.depth_sigma_per_m2 * z * z
+    depth_sigma = pixel_sigma * np.sqrt(np.minimum(np.pi / 2 * config.depth_correlated_px / pixels, 1.0))
+    noise = np.zeros((len(z), 3, 3))
+    noise[:, 0, 0] = noise[:, 1, 1] = config.pixel_sigma ** 2
+    noise[:, 2, 2] = depth_sigma ** 2
+    return jacobian @ noise @ jacobian.transpose(0, 2, 1)
