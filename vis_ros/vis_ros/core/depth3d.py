@@ -16,6 +16,8 @@ sharp centroid the covariance is elongated along the ray.
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -45,8 +47,9 @@ class DepthConfig:
     min_valid_pixels: int = _knob(20, 'a mask needs at least this many valid depth pixels to give '
                                   'a '
                                   '3D measurement; fewer -> no measurement this frame', 1, 1000000)
-    max_samples: int = _knob(1500, 'at most this many mask pixels are read per measurement (a regular '
-                             'subsample of larger masks; bounds the cost per track)', 100, 10000000)
+    max_samples: int = _knob(1500, 'about at most this many mask pixels are read per measurement: a '
+                             'mask whose box is larger is read on a grid of every k-th row and column '
+                             '(bounds the cost per track)', 100, 10000000)
     pixel_sigma: float = _knob(3.0, 'noise of the mask centroid (px, 1 sigma): mask edges jitter '
                                'by a few pixels between frames', 0.01, 100.0)
     depth_sigma_m: float = _knob(0.01, 'depth noise at zero range (m, 1 sigma)', 0.0, 10.0)
@@ -165,9 +168,9 @@ def check_depth(depth: np.ndarray) -> np.ndarray:
 
 
 def _crop_bounds(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
-    x2, y2 = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
-    return x1, y1, x2, y2
+    left, top, right, bottom = (float(v) for v in box)   # Python floats: numpy scalar math is slow
+    return (max(math.floor(left), 0), max(math.floor(top), 0), min(math.ceil(right), width),
+            min(math.ceil(bottom), height))
 
 
 @dataclass(frozen=True)
@@ -197,105 +200,147 @@ def measure_mask(depth: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: C
     return measure_masks(depth, (mask,), (box,), camera, config).get(0)
 
 
-def _samples(masks, boxes, height: int, width: int, max_samples: int):
-    """(rows, cols) of every mask's pixels inside its box (a regular subsample of big masks), counts."""
-    rows, cols, counts = [], [], np.zeros(len(masks), np.int64)
+@functools.lru_cache(maxsize=4)
+def _pixel_index(height: int, width: int) -> np.ndarray:
+    """(H, W) int32 flat index of every pixel (read-only): a mask picks its own indices from it."""
+    index = np.arange(height * width, dtype=np.int32).reshape(height, width)
+    index.flags.writeable = False
+    return index
+
+
+def _samples(masks, boxes, height: int, width: int, max_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full-frame flat pixel indices of every mask inside its box, mask after mask, and their counts.
+
+    A box of more than max_samples pixels is read on a regular grid of every k-th row and column
+    (k = ceil(sqrt(box area / max_samples))): it bounds the cost, scanning included, and samples
+    the mask evenly in both directions.
+    """
+    pixel_index = _pixel_index(height, width)
+    index, counts = [], np.zeros(len(masks), np.int64)
     for i, (mask, box) in enumerate(zip(masks, boxes)):
         x1, y1, x2, y2 = _crop_bounds(box, height, width)
         if x2 <= x1 or y2 <= y1:
             continue
-        r, c = np.nonzero(mask[y1:y2, x1:x2])   # row-major: the same order as a flat index
-        if r.size > max_samples:                 # a regular subsample bounds the cost
-            step = int(np.ceil(r.size / max_samples))
-            r, c = r[::step], c[::step]
-        rows.append(r + y1)
-        cols.append(c + x1)
-        counts[i] = r.size
-    if not rows:
-        return np.zeros(0, np.intp), np.zeros(0, np.intp), counts
-    return np.concatenate(rows), np.concatenate(cols), counts
+        step = max(1, math.ceil(math.sqrt((x2 - x1) * (y2 - y1) / max_samples)))
+        index.append(pixel_index[y1:y2:step, x1:x2:step][mask[y1:y2:step, x1:x2:step]])   # row-major
+        counts[i] = index[-1].size
+    return (np.concatenate(index) if index else np.zeros(0, np.int32)), counts
 
 
-def _segments(keep: np.ndarray, seg: np.ndarray, n: int, *arrays):
-    """Keep the samples where `keep`; their per-mask counts, starts and ends (masks stay contiguous)."""
-    seg = seg[keep]
-    counts = np.bincount(seg, minlength=n)
-    ends = np.cumsum(counts)
-    return (seg, counts, ends - counts, ends) + tuple(a[keep] for a in arrays)
+def _reduce(ufunc, values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """ufunc over values[..., starts[k]:ends[k]] for each k (all nonempty), one reduceat call."""
+    bounds = np.empty(2 * starts.size, np.int64)
+    bounds[0::2], bounds[1::2] = starts, ends
+    if bounds.size and bounds[-1] == values.shape[-1]:
+        bounds = bounds[:-1]   # the last segment runs to the end; reduceat refuses an index == size
+    if not bounds.size:
+        return np.zeros(values.shape[:-1] + (0,), values.dtype)
+    return ufunc.reduceat(values, bounds, axis=-1)[..., ::2]
 
 
 def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
                   config: DepthConfig) -> Measurements3D:
-    """measure_mask for many masks of one depth image at once (one gather, one set of array ops).
+    """measure_mask for many masks of one depth image at once (one gather, one sort, array ops).
 
     Only the masks' pixels are converted (a full-frame conversion would cost more than the whole
-    3D path). The point is the lower median depth (a real sample, never between two surfaces) at
-    the centroid of the pixels within max(0.2 m, 10%) of it: the object's surface, not the
-    background a loose mask edge covers.
+    3D path). The point is the lower median of the valid depths (a real sample, never between two
+    surfaces) at the centroid of the valid pixels within max(0.2 m, 10%) of it: the object's
+    surface, not the background a loose mask edge covers.
     """
     height, width = depth.shape
     n, minimum = len(masks), config.min_valid_pixels
-    rows, cols, counts = _samples(masks, boxes, height, width, config.max_samples)
-    seg = np.repeat(np.arange(n), counts)
-    z = depth[rows, cols]
+    index, counts = _samples(masks, boxes, height, width, config.max_samples)
+    ends = np.cumsum(counts)
+    starts, has = ends - counts, counts > 0
+    z = depth.ravel()[index]   # a flat gather: 5x faster than depth[rows, cols]
     z = z * np.float32(0.001) if z.dtype == np.uint16 else z   # mm; 0 (no return) -> 0 m: invalid
     valid = (z >= config.min_range_m) & (z <= config.max_range_m)   # NaN compares False
-    seg, counts, starts, ends, z, rows, cols = _segments(valid, seg, n, z, rows, cols)
-    ok = counts >= minimum
-    median = np.zeros(n, np.float32)
-    for i in np.flatnonzero(ok):
-        part = z[starts[i]:ends[i]]
-        median[i] = np.partition(part, (part.size - 1) // 2)[(part.size - 1) // 2]
-    near_m = np.maximum(0.2, 0.1 * median.astype(np.float64)).astype(np.float32)
-    near = np.abs(z - median[seg]) <= near_m[seg]
-    seg, counts, starts, ends, z, rows, cols = _segments(near, seg, n, z, rows, cols)
-    ok &= counts >= minimum
-    used = np.flatnonzero(ok)
-    extent = np.zeros((n, 3))
-    for i in used:   # 5th / 95th percentile depth: one partition, no interpolation
-        part, last = z[starts[i]:ends[i]], counts[i] - 1
-        lo, hi = int(0.05 * last), int(np.ceil(0.95 * last))
-        z_lo, z_hi = np.partition(part, (lo, hi))[[lo, hi]]
-        extent[i, 2] = float(z_hi - z_lo)
-    bounds = np.stack([starts[used], ends[used]], 1).ravel()   # [start, end) pairs of nonempty masks
-    for axis, values in ((0, cols), (1, rows)) if used.size else ():
-        padded = np.append(values, 0)   # reduceat needs every index below the length
-        low, high = np.minimum.reduceat(padded, bounds)[::2], np.maximum.reduceat(padded, bounds)[::2]
-        extent[used, axis] = high - low + 1
-    return _finish(ok, median.astype(np.float64), counts, extent,
-                   np.bincount(seg, weights=cols, minlength=n), np.bincount(seg, weights=rows, minlength=n),
-                   camera, config)
+    good = _per_mask(valid, starts, ends, has)
+    ok = good >= minimum
+    if not ok.any():
+        return _finish(ok, np.zeros(n), good, np.zeros((n, 5)), camera, config)
+    ordered = _sorted_per_mask(z, valid, counts, config.max_range_m)   # valid first in each mask
+    median = ordered[np.where(ok, starts + (good - 1) // 2, 0)].astype(np.float32)
+    near_m = np.repeat(np.maximum(0.2, 0.1 * median.astype(np.float64)).astype(np.float32), counts)
+    distance = z - np.repeat(median, counts)
+    near = valid & (np.abs(distance) <= near_m)
+    used = _per_mask(near, starts, ends, has)
+    first = starts + _per_mask(valid & (distance < -near_m), starts, ends, has)   # surface starts here
+    ok &= used >= minimum
+    last = np.maximum(used - 1, 0)   # 5th / 95th percentile depth of the surface: no interpolation
+    spread = (ordered[np.where(ok, first + np.ceil(0.95 * last).astype(np.int64), 0)].astype(np.float32)
+              - ordered[np.where(ok, first + (0.05 * last).astype(np.int64), 0)].astype(np.float32))
+    extent = _pixel_extent(index[near], used, ok, width)
+    extent[:, 4] = spread   # (rows without a measurement: 0 - 0)
+    return _finish(ok, median.astype(np.float64), used, extent, camera, config)
 
 
-def _finish(ok, depth_m, counts, extent, sum_u, sum_v, camera: CameraIntrinsics,
-            config: DepthConfig) -> Measurements3D:
+def _per_mask(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """How many of each mask's samples are flagged."""
+    out = np.zeros(starts.size, np.int64)
+    out[has] = _reduce(np.add, flags, starts[has], ends[has])
+    return out
+
+
+def _sorted_per_mask(z: np.ndarray, valid: np.ndarray, counts: np.ndarray, max_range: float) -> np.ndarray:
+    """Each mask's valid depths sorted, then its invalid ones; one sort of mask * span + depth.
+
+    Invalid depths become max_range + 1 (last in their mask); every valid float32 depth is exact
+    in the float64 key, so the order statistics read from it are real samples.
+    """
+    top = float(max_range) + 1.0
+    offset = np.repeat(np.arange(counts.size) * np.float64(np.ceil(top) + 1.0), counts)
+    key = np.where(valid, z, top) + offset
+    key.sort()
+    return key - offset
+
+
+def _pixel_extent(index: np.ndarray, counts: np.ndarray, ok: np.ndarray, width: int) -> np.ndarray:
+    """(n, 5): column sum, row sum, column extent, row extent (px) of each mask's used pixels; 0."""
+    out = np.zeros((ok.size, 5))
+    pixels = np.empty((2, index.size), np.int64)   # columns, rows
+    np.floor_divide(index, width, out=pixels[1])
+    np.subtract(index, pixels[1] * width, out=pixels[0])
+    ends = np.cumsum(counts)
+    lo, hi = (ends - counts)[ok], ends[ok]
+    out[ok, :2] = _reduce(np.add, pixels, lo, hi).T
+    out[ok, 2:4] = (_reduce(np.maximum, pixels, lo, hi) - _reduce(np.minimum, pixels, lo, hi) + 1).T
+    return out
+
+
+def _finish(ok, depth_m, counts, extent, camera: CameraIntrinsics, config: DepthConfig) -> Measurements3D:
     """Back-project the per-mask centroids and depths; zero rows where there is no measurement."""
     pixels = np.maximum(counts, 1)
-    u, v = sum_u / pixels, sum_v / pixels
-    position = np.stack([(u - camera.cx) * depth_m / camera.fx, (v - camera.cy) * depth_m / camera.fy,
-                         depth_m], 1)
-    size = extent * np.stack([depth_m / camera.fx, depth_m / camera.fy, np.ones_like(depth_m)], 1)
-    cov = _measurement_cov(u, v, depth_m, pixels, camera, config)
-    zero = ~ok
-    position[zero], size[zero], cov[zero] = 0.0, 0.0, 0.0
+    depth_m = np.where(ok, depth_m, 0.0)
+    slope_x = (extent[:, 0] / pixels - camera.cx) / camera.fx   # X / Z of the centroid's ray
+    slope_y = (extent[:, 1] / pixels - camera.cy) / camera.fy
+    position = np.empty((ok.size, 3))
+    position[:, 0], position[:, 1], position[:, 2] = slope_x * depth_m, slope_y * depth_m, depth_m
+    size = np.empty((ok.size, 3))
+    size[:, 0], size[:, 1] = extent[:, 2] * depth_m / camera.fx, extent[:, 3] * depth_m / camera.fy
+    size[:, 2] = np.where(ok, extent[:, 4], 0.0)
+    cov = _measurement_cov(slope_x, slope_y, depth_m, pixels, camera, config)
+    cov[~ok] = 0.0
     return Measurements3D(ok, position, cov, size, np.where(ok, counts, 0))
 
 
-def _measurement_cov(u: np.ndarray, v: np.ndarray, z: np.ndarray, pixels: np.ndarray,
+def _measurement_cov(slope_x: np.ndarray, slope_y: np.ndarray, z: np.ndarray, pixels: np.ndarray,
                      camera: CameraIntrinsics, config: DepthConfig) -> np.ndarray:
-    """(n, 3, 3) covariance (m^2) of back-projecting (u, v, z) with pixel and depth noise (first order).
+    """(n, 3, 3) covariance (m^2) of back-projecting a centroid ray at depth z (first order).
 
-    The depth is the median of `pixels` samples: its noise is the per-pixel sigma times
-    sqrt(pi / 2 * c / pixels) (the standard error of a median, c pixels per independent noise
-    sample), never more than one pixel's.
+    J diag(p^2, p^2, s^2) J^T written out, with J = d(X, Y, Z)/d(u, v, z) = [[z/fx, 0, X/Z],
+    [0, z/fy, Y/Z], [0, 0, 1]], p = pixel_sigma and s the noise of the depth: the median of
+    `pixels` samples has the per-pixel sigma times sqrt(pi / 2 * c / pixels) (the standard error
+    of a median, c pixels per independent noise sample), never more than one pixel's.
     """
-    jacobian = np.zeros((len(z), 3, 3))
-    jacobian[:, 0, 0], jacobian[:, 0, 2] = z / camera.fx, (u - camera.cx) / camera.fx
-    jacobian[:, 1, 1], jacobian[:, 1, 2] = z / camera.fy, (v - camera.cy) / camera.fy
-    jacobian[:, 2, 2] = 1.0
-    pixel_sigma = config.depth_sigma_m + config.depth_sigma_per_m2 * z * z
-    depth_sigma = pixel_sigma * np.sqrt(np.minimum(np.pi / 2 * config.depth_correlated_px / pixels, 1.0))
-    noise = np.zeros((len(z), 3, 3))
-    noise[:, 0, 0] = noise[:, 1, 1] = config.pixel_sigma ** 2
-    noise[:, 2, 2] = depth_sigma ** 2
-    return jacobian @ noise @ jacobian.transpose(0, 2, 1)
+    depth_sigma = config.depth_sigma_m + config.depth_sigma_per_m2 * z * z
+    depth_var = depth_sigma ** 2 * np.minimum(np.pi / 2 * config.depth_correlated_px / pixels, 1.0)
+    pixel_var = config.pixel_sigma ** 2
+    cov = np.empty((z.size, 3, 3))
+    cov[:, 0, 0] = (z / camera.fx) ** 2 * pixel_var + slope_x ** 2 * depth_var
+    cov[:, 1, 1] = (z / camera.fy) ** 2 * pixel_var + slope_y ** 2 * depth_var
+    cov[:, 2, 2] = depth_var
+    cov[:, 0, 1] = cov[:, 1, 0] = slope_x * slope_y * depth_var
+    cov[:, 0, 2] = cov[:, 2, 0] = slope_x * depth_var
+    cov[:, 1, 2] = cov[:, 2, 1] = slope_y * depth_var
+    return cov

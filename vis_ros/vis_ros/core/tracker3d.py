@@ -35,40 +35,41 @@ STEADY, MANOEUVRE = 0, 1   # model index
 _EYE3 = np.eye(3)
 
 
-def _blocks(dt: np.ndarray, config: DepthConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 2, 3, 3) transition and process noise per model on one axis, state [p, v, a]."""
-    n = dt.size
-    one, zero = np.ones(n), np.zeros(n)
-    d2, d3, d4 = dt ** 2, dt ** 3, dt ** 4
-    transition = np.empty((n, 2, 3, 3))
-    transition[:, STEADY] = np.stack([one, dt, zero, zero, one, zero, zero, zero, zero], 1).reshape(n, 3, 3)
-    transition[:, MANOEUVRE] = np.stack([one, dt, d2 / 2, zero, one, dt, zero, zero, one], 1).reshape(n, 3, 3)
-    noise = np.empty((n, 2, 3, 3))
-    noise[:, STEADY] = (config.accel_sigma ** 2 * np.stack(
-        [d4 / 4, d3 / 2, zero, d3 / 2, d2, zero, zero, zero, zero], 1)).reshape(n, 3, 3)
-    noise[:, MANOEUVRE] = (config.jerk_sigma ** 2 * np.stack(
-        [dt ** 5 / 20, d4 / 8, d3 / 6, d4 / 8, d3 / 3, d2 / 2, d3 / 6, d2 / 2, dt], 1)).reshape(n, 3, 3)
-    return transition, noise
+# Per model, the (row, column, power of dt, factor) of each nonzero of its 3x3 block over [p, v, a]
+# (one axis; every axis is the same): transition F(dt) and process noise Q(dt) / sigma^2.
+_TRANSITION = (((0, 0, 0, 1.0), (1, 1, 0, 1.0), (0, 1, 1, 1.0)),   # steady: acceleration row is 0
+               ((0, 0, 0, 1.0), (1, 1, 0, 1.0), (2, 2, 0, 1.0), (0, 1, 1, 1.0), (1, 2, 1, 1.0),
+                (0, 2, 2, 0.5)))
+_NOISE = (((0, 0, 4, 1 / 4), (0, 1, 3, 1 / 2), (1, 0, 3, 1 / 2), (1, 1, 2, 1.0)),
+          ((0, 0, 5, 1 / 20), (0, 1, 4, 1 / 8), (1, 0, 4, 1 / 8), (0, 2, 3, 1 / 6), (2, 0, 3, 1 / 6),
+           (1, 1, 3, 1 / 3), (1, 2, 2, 1 / 2), (2, 1, 2, 1 / 2), (2, 2, 1, 1.0)))
+_POWERS = np.arange(6)
 
 
-def _per_axis(blocks: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) blocks over [p, v, a] -> (..., 9, 9) on the state [p xyz, v xyz, a xyz]."""
-    full = np.einsum('...ab,cd->...acbd', blocks, _EYE3)
-    return full.reshape(blocks.shape[:-2] + (9, 9))
+def _basis(entries, scale=(1.0, 1.0)) -> np.ndarray:
+    """(6, 2 * 81): row k holds the dt^k parts of both models' 9x9 matrices (state [p xyz, v xyz, a xyz])."""
+    basis = np.zeros((6, 2, 3, 3))
+    for model, nonzeros in enumerate(entries):
+        for row, col, power, factor in nonzeros:
+            basis[power, model, row, col] = factor * scale[model]
+    return np.kron(basis, _EYE3).reshape(6, 2 * 81)   # each 3x3 block entry times I3 (per axis)
 
 
 def combine(mean: np.ndarray, cov: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Moment-matched mixture of the models: (n, 2, 9), (n, 2, 9, 9), (n, 2) -> (n, 9), (n, 9, 9)."""
-    total = np.einsum('nm,nmi->ni', prob, mean)
+    total = (prob[..., None] * mean).sum(1)
     spread = mean - total[:, None]
-    return total, np.einsum('nm,nmij->nij', prob, cov + spread[..., None] * spread[..., None, :])
+    return total, (prob[..., None, None] * (cov + spread[..., :, None] * spread[..., None, :])).sum(1)
 
 
 class FilterBank:
     """The IMM states of n tracks: mean (n, 2, 9), cov (n, 2, 9, 9), model probabilities (n, 2)."""
 
-    def __init__(self):
-        """No tracks."""
+    def __init__(self, config: DepthConfig):
+        """No tracks; the models' noise and switching rate from `config`."""
+        self._transition = _basis(_TRANSITION)
+        self._noise = _basis(_NOISE, (config.accel_sigma ** 2, config.jerk_sigma ** 2))
+        self._manoeuvre_s = config.manoeuvre_s
         self.ids = np.zeros(0, np.int64)
         self.mean, self.cov, self.prob = np.zeros((0, 2, 9)), np.zeros((0, 2, 9, 9)), np.zeros((0, 2))
         self.stamp = np.zeros(0, np.int64)      # ns the state is at
@@ -84,6 +85,8 @@ class FilterBank:
     def add(self, ids, position: np.ndarray, cov: np.ndarray, size: np.ndarray, stamp: int) -> None:
         """Start filters for `ids` at measured positions (n, 3) with covariances (n, 3, 3)."""
         n = len(ids)
+        if n == 0:
+            return
         mean, start = np.zeros((n, 2, 9)), np.zeros((n, 2, 9, 9))
         mean[:, :, :3] = position[:, None]
         start[:, :, :3, :3] = cov[:, None]
@@ -97,26 +100,29 @@ class FilterBank:
         self.size = np.concatenate([self.size, size])
         self.outliers = np.concatenate([self.outliers, np.zeros(n, np.int64)])
 
-    def predict(self, stamp: int, config: DepthConfig) -> None:
+    def predict(self, stamp: int) -> None:
         """Mix the models and predict every filter older than `stamp` to it."""
         rows = np.flatnonzero(self.stamp < stamp)
         if rows.size == 0:
             return
         dt = (stamp - self.stamp[rows]) / 1e9
-        switch = 1.0 - np.exp(-dt / config.manoeuvre_s)
+        switch = 1.0 - np.exp(-dt / self._manoeuvre_s)
         markov = np.empty((rows.size, 2, 2))   # markov[n, i, j] = P(model j now | model i before)
         markov[:, 0, 0] = markov[:, 1, 1] = 1.0 - switch
         markov[:, 0, 1] = markov[:, 1, 0] = switch
         prob, mean, cov = self.prob[rows], self.mean[rows], self.cov[rows]
-        predicted = np.einsum('ni,nij->nj', prob, markov)
-        weight = markov * prob[:, :, None] / predicted[:, None, :]   # weight[n, i, j] = P(i before | j now)
-        mixed = np.einsum('nij,nik->njk', weight, mean)
-        spread = mean[:, :, None] - mixed[:, None]                  # (n, i, j, 9)
-        mixed_cov = np.einsum('nij,nikl->njkl', weight, cov) + np.einsum(
-            'nij,nijk,nijl->njkl', weight, spread, spread)
-        transition, noise = (_per_axis(b) for b in _blocks(dt, config))
-        self.mean[rows] = np.einsum('nmij,nmj->nmi', transition, mixed)
-        self.cov[rows] = transition @ mixed_cov @ transition.transpose(0, 1, 3, 2) + noise
+        joint = prob[:, :, None] * markov
+        predicted = joint.sum(1)
+        weight = joint / predicted[:, None, :]                 # weight[n, i, j] = P(i before | j now)
+        mixed = weight.transpose(0, 2, 1) @ mean               # (n, j, 9)
+        spread = mean[:, :, None] - mixed[:, None]             # (n, i, j, 9)
+        outer = spread[..., :, None] * spread[..., None, :]
+        mixed_cov = (weight[..., None, None] * (cov[:, :, None] + outer)).sum(1)
+        powers = dt[:, None] ** _POWERS
+        transition = (powers @ self._transition).reshape(-1, 2, 9, 9)
+        self.mean[rows] = (transition @ mixed[..., None])[..., 0]
+        self.cov[rows] = (transition @ mixed_cov @ transition.transpose(0, 1, 3, 2)
+                          + (powers @ self._noise).reshape(-1, 2, 9, 9))
         self.prob[rows] = predicted
         self.stamp[rows] = stamp
 
@@ -125,7 +131,7 @@ class FilterBank:
         mean, state_cov = combine(self.mean[rows], self.cov[rows], self.prob[rows])
         innovation = position - mean[:, :3]
         solved = np.linalg.solve(state_cov[:, :3, :3] + cov, innovation[..., None])[..., 0]
-        return np.einsum('ni,ni->n', innovation, solved) <= GATE_D2
+        return (innovation * solved).sum(1) <= GATE_D2
 
     def update(self, rows: np.ndarray, position: np.ndarray, cov: np.ndarray, size: np.ndarray,
                stamp: int) -> None:
@@ -135,12 +141,13 @@ class FilterBank:
         mean, state_cov = self.mean[rows], self.cov[rows]
         innovation_cov = state_cov[:, :, :3, :3] + cov[:, None]               # (k, 2, 3, 3)
         innovation = position[:, None] - mean[:, :, :3]                       # (k, 2, 3)
-        gain = np.linalg.solve(innovation_cov, state_cov[:, :, :3, :]).transpose(0, 1, 3, 2)
-        self.mean[rows] = mean + np.einsum('nmij,nmj->nmi', gain, innovation)
+        rhs = np.concatenate([state_cov[:, :, :3, :], innovation[..., None]], 3)   # one solve for both
+        solved = np.linalg.solve(innovation_cov, rhs)
+        gain = solved[..., :9].transpose(0, 1, 3, 2)                          # (k, 2, 9, 3)
+        self.mean[rows] = mean + (gain @ innovation[..., None])[..., 0]
         updated = state_cov - gain @ state_cov[:, :, :3, :]
         self.cov[rows] = (updated + updated.transpose(0, 1, 3, 2)) / 2
-        d2 = np.einsum('nmi,nmi->nm', innovation,
-                       np.linalg.solve(innovation_cov, innovation[..., None])[..., 0])
+        d2 = (innovation * solved[..., 9]).sum(2)
         log_likelihood = -0.5 * (d2 + np.linalg.slogdet(innovation_cov)[1])   # 2 pi cancels
         weight = self.prob[rows] * np.exp(log_likelihood - log_likelihood.max(1, keepdims=True))
         self.prob[rows] = weight / weight.sum(1, keepdims=True)
@@ -173,7 +180,7 @@ class Tracker3D:
     def __init__(self, config: Optional[DepthConfig] = None):
         """Start with no filters; `config` holds the depth validity and noise knobs."""
         self.config = config or DepthConfig()
-        self._bank = FilterBank()
+        self._bank = FilterBank(self.config)
 
     def __len__(self) -> int:
         """How many tracks have a filter."""
@@ -181,7 +188,7 @@ class Tracker3D:
 
     def reset(self) -> None:
         """Forget every track (a new sequence)."""
-        self._bank = FilterBank()
+        self._bank = FilterBank(self.config)
 
     def _measure(self, tracks: list, measured: Measurements3D, stamp: int) -> None:
         """Update (or start, or restart) the filters of matched `tracks` with their measurements."""
@@ -215,7 +222,7 @@ class Tracker3D:
         keep = np.array([int(i) in alive and int(i) not in ended for i in bank.ids], bool)
         if not keep.all():
             bank.keep(keep)
-        bank.predict(stamp, cfg)
+        bank.predict(stamp)
         usable = depth is not None and camera is not None and depth.shape == tuple(tracks.image_size)
         matched = [t for t in tracks.tracks if usable and t.track_id in alive and t.detection_index >= 0]
         if matched:
