@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 import numpy as np
 
@@ -134,9 +134,12 @@ class Measurement3D:
     valid_pixels: int
 
 
-@dataclass(frozen=True)
-class Estimate3D:
-    """A track's filtered 3D state, as published: position, velocity (m/s), covariances, size."""
+class Estimate3D(NamedTuple):
+    """A track's filtered 3D state, as published: position, velocity (m/s), covariances, size.
+
+    Immutable; a NamedTuple because one is built per track and frame (a frozen dataclass takes 5x
+    longer to build). The arrays are fresh each frame, never views of a filter's state.
+    """
 
     position: np.ndarray
     position_cov: np.ndarray

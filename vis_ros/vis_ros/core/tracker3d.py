@@ -196,17 +196,26 @@ class Tracker3D:
         row_of = {int(i): k for k, i in enumerate(bank.ids)}
         ok = np.flatnonzero(measured.ok)
         rows = np.array([row_of.get(tracks[k].track_id, -1) for k in ok], np.int64)
-        old, new = ok[rows >= 0], ok[rows < 0]
-        rows = rows[rows >= 0]
-        fits = bank.gate(rows, measured.position[old], measured.cov[old]) if rows.size else np.zeros(0, bool)
-        bank.update(rows[fits], measured.position[old[fits]], measured.cov[old[fits]],
-                    measured.size[old[fits]], stamp)
-        bank.outliers[rows[~fits]] += 1   # skip an outlier; REINIT_AFTER in a row: start again
-        again = ~fits & (bank.outliers[rows] >= REINIT_AFTER)
-        bank.restart(rows[again], measured.position[old[again]], measured.cov[old[again]],
-                     measured.size[old[again]], stamp)
-        bank.add([tracks[k].track_id for k in new], measured.position[new], measured.cov[new],
-                 measured.size[new], stamp)
+        known = rows >= 0
+        old, rows = ok[known], rows[known]
+        if rows.size:
+            fits = bank.gate(rows, measured.position[old], measured.cov[old])
+            take = old if fits.all() else old[fits]
+            bank.update(rows[fits], measured.position[take], measured.cov[take], measured.size[take], stamp)
+            if not fits.all():
+                self._outliers(rows[~fits], old[~fits], measured, stamp)
+        if not known.all():
+            new = ok[~known]
+            bank.add([tracks[k].track_id for k in new], measured.position[new], measured.cov[new],
+                     measured.size[new], stamp)
+
+    def _outliers(self, rows: np.ndarray, index: np.ndarray, measured: Measurements3D, stamp: int) -> None:
+        """Skip an outlier measurement; REINIT_AFTER in a row: the object is elsewhere, start again."""
+        bank = self._bank
+        bank.outliers[rows] += 1
+        again = bank.outliers[rows] >= REINIT_AFTER
+        take = index[again]
+        bank.restart(rows[again], measured.position[take], measured.cov[take], measured.size[take], stamp)
 
     def step(self, tracks: Tracks, depth: Optional[np.ndarray],
              camera: Optional[CameraIntrinsics]) -> dict[int, Estimate3D]:
