@@ -179,14 +179,16 @@ def reference_measurement(depth, mask, box, camera, config):
     z, u, v = np.sort(z[near]), u[near] + x1, v[near] + y1
     uc, vc = u.mean(), v.mean()
     last = z.size - 1
-    size = np.array([(u.max() - u.min() + 1) * median / camera.fx, (v.max() - v.min() + 1) * median / camera.fy,
+    size = np.array([(u.max() - u.min() + 1) * median / camera.fx,
+                     (v.max() - v.min() + 1) * median / camera.fy,
                      float(z[int(np.ceil(0.95 * last))] - z[int(0.05 * last)])])
     jacobian = np.array([[median / camera.fx, 0, (uc - camera.cx) / camera.fx],
                          [0, median / camera.fy, (vc - camera.cy) / camera.fy], [0, 0, 1]])
     sigma = (config.depth_sigma_m + config.depth_sigma_per_m2 * median ** 2) * np.sqrt(
         min(np.pi / 2 * config.depth_correlated_px / z.size, 1.0))
     cov = jacobian @ np.diag([config.pixel_sigma ** 2, config.pixel_sigma ** 2, sigma ** 2]) @ jacobian.T
-    position = np.array([(uc - camera.cx) * median / camera.fx, (vc - camera.cy) * median / camera.fy, median])
+    position = np.array([(uc - camera.cx) * median / camera.fx, (vc - camera.cy) * median / camera.fy,
+                         median])
     return position, cov, size, z.size
 
 
