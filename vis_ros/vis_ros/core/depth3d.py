@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import numpy as np
 
@@ -171,7 +171,7 @@ def check_depth(depth: np.ndarray) -> np.ndarray:
 
 
 def _crop_bounds(box: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    left, top, right, bottom = (float(v) for v in box)   # Python floats: numpy scalar math is slow
+    left, top, right, bottom = np.asarray(box, np.float64).tolist()   # numpy scalar math is slow
     return (max(math.floor(left), 0), max(math.floor(top), 0), min(math.ceil(right), width),
             min(math.ceil(bottom), height))
 
@@ -205,8 +205,8 @@ def measure_mask(depth: np.ndarray, mask: np.ndarray, box: np.ndarray, camera: C
 
 @functools.lru_cache(maxsize=4)
 def _pixel_index(height: int, width: int) -> np.ndarray:
-    """(H, W) int32 flat index of every pixel (read-only): a mask picks its own indices from it."""
-    index = np.arange(height * width, dtype=np.int32).reshape(height, width)
+    """(H, W) flat index of every pixel (read-only): a mask picks its own indices from it."""
+    index = np.arange(height * width, dtype=np.intp).reshape(height, width)   # intp: gathers need no cast
     index.flags.writeable = False
     return index
 
@@ -227,18 +227,21 @@ def _samples(masks, boxes, height: int, width: int, max_samples: int) -> tuple[n
         step = max(1, math.ceil(math.sqrt((x2 - x1) * (y2 - y1) / max_samples)))
         index.append(pixel_index[y1:y2:step, x1:x2:step][mask[y1:y2:step, x1:x2:step]])   # row-major
         counts[i] = index[-1].size
-    return (np.concatenate(index) if index else np.zeros(0, np.int32)), counts
+    return (np.concatenate(index) if index else np.zeros(0, np.intp)), counts
 
 
-def _reduce(ufunc, values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """ufunc over values[..., starts[k]:ends[k]] for each k (all nonempty), one reduceat call."""
+def _bounds(starts: np.ndarray, ends: np.ndarray, size: int) -> np.ndarray:
+    """reduceat indices of the nonempty segments [starts[k], ends[k]) of `size` values: [s0, e0, s1, ...]."""
     bounds = np.empty(2 * starts.size, np.int64)
     bounds[0::2], bounds[1::2] = starts, ends
-    if bounds.size and bounds[-1] == values.shape[-1]:
+    if bounds.size and bounds[-1] == size:
         bounds = bounds[:-1]   # the last segment runs to the end; reduceat refuses an index == size
-    if not bounds.size:
-        return np.zeros(values.shape[:-1] + (0,), values.dtype)
-    return ufunc.reduceat(values, bounds, axis=-1)[..., ::2]
+    return bounds
+
+
+def _reduce(ufunc, values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """ufunc over each segment of _bounds (every other reduceat result is between two segments)."""
+    return ufunc.reduceat(values, bounds)[::2] if bounds.size else np.zeros(0, values.dtype)
 
 
 def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
@@ -255,15 +258,15 @@ def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
     index, counts = _samples(masks, boxes, height, width, config.max_samples)
     ends = np.cumsum(counts)
     starts, has = ends - counts, counts > 0
-    z = depth.ravel()[index]   # a flat gather: 5x faster than depth[rows, cols]
-    z = z * np.float32(0.001) if z.dtype == np.uint16 else z   # mm; 0 (no return) -> 0 m: invalid
+    raw = depth.ravel()[index]   # a flat gather: 5x faster than depth[rows, cols]
+    z = _metres(raw)
     valid = (z >= config.min_range_m) & (z <= config.max_range_m)   # NaN compares False
     good = _per_mask(valid, starts, ends, has)
     ok = good >= minimum
     if not ok.any():
         return _finish(ok, np.zeros(n), good, np.zeros((n, 5)), camera, config)
-    ordered = _sorted_per_mask(z, valid, counts, config.max_range_m)   # valid first in each mask
-    median = ordered[np.where(ok, starts + (good - 1) // 2, 0)].astype(np.float32)
+    ordered = _sorted_per_mask(raw, z, valid, counts)   # ordered(k): k-th value of each mask's valid ones
+    median = ordered(np.where(ok, starts + (good - 1) // 2, 0))
     near_m = np.repeat(np.maximum(0.2, 0.1 * median.astype(np.float64)).astype(np.float32), counts)
     distance = z - np.repeat(median, counts)
     near = valid & (np.abs(distance) <= near_m)
@@ -271,8 +274,8 @@ def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
     first = starts + _per_mask(valid & (distance < -near_m), starts, ends, has)   # surface starts here
     ok &= used >= minimum
     last = np.maximum(used - 1, 0)   # 5th / 95th percentile depth of the surface: no interpolation
-    spread = (ordered[np.where(ok, first + np.ceil(0.95 * last).astype(np.int64), 0)].astype(np.float32)
-              - ordered[np.where(ok, first + (0.05 * last).astype(np.int64), 0)].astype(np.float32))
+    spread = (ordered(np.where(ok, first + np.ceil(0.95 * last).astype(np.int64), 0))
+              - ordered(np.where(ok, first + (0.05 * last).astype(np.int64), 0)))
     extent = _pixel_extent(index[near], used, ok, width)
     extent[:, 4] = spread   # (rows without a measurement: 0 - 0)
     return _finish(ok, median.astype(np.float64), used, extent, camera, config)
@@ -281,33 +284,45 @@ def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
 def _per_mask(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray, has: np.ndarray) -> np.ndarray:
     """How many of each mask's samples are flagged."""
     out = np.zeros(starts.size, np.int64)
-    out[has] = _reduce(np.add, flags, starts[has], ends[has])
+    out[has] = _reduce(np.add, flags, _bounds(starts[has], ends[has], flags.size))
     return out
 
 
-def _sorted_per_mask(z: np.ndarray, valid: np.ndarray, counts: np.ndarray, max_range: float) -> np.ndarray:
-    """Each mask's valid depths sorted, then its invalid ones; one sort of mask * span + depth.
+def _metres(raw: np.ndarray) -> np.ndarray:
+    """float32 metres of uint16 millimetres (0, no return, -> 0 m: invalid) or of float32 metres."""
+    return raw * np.float32(0.001) if raw.dtype == np.uint16 else raw
 
-    Invalid depths become max_range + 1 (last in their mask); every valid float32 depth is exact
-    in the float64 key, so the order statistics read from it are real samples.
+
+def _sorted_per_mask(raw: np.ndarray, z: np.ndarray, valid: np.ndarray,
+                     counts: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Sort each mask's valid depths (then its invalid ones) with one sort over all masks.
+
+    Returns ordered(positions) -> the float32 depth (m) at each position of the sorted samples.
+    Millimetres sort as uint32 keys mask << 17 | invalid << 16 | mm; metres as float64 keys
+    mask * span + depth, invalid ones as span - 1 (every float32 depth is exact in the key). Either
+    way the order statistics are real samples.
     """
-    top = float(max_range) + 1.0
-    offset = np.repeat(np.arange(counts.size) * np.float64(np.ceil(top) + 1.0), counts)
-    key = np.where(valid, z, top) + offset
+    seg = np.repeat(np.arange(counts.size, dtype=np.uint32), counts)
+    if raw.dtype == np.uint16 and counts.size < 2 ** 15:
+        key = (seg << 17) | (~valid).astype(np.uint32) << 16 | raw
+        key.sort()
+        return lambda positions: _metres((key[positions] & 0xFFFF).astype(np.uint16))
+    span = float(np.ceil(np.nanmax(np.where(valid, z, 0.0), initial=0.0))) + 2.0
+    key = np.where(valid, z, span - 1.0) + seg * span
     key.sort()
-    return key - offset
+    return lambda positions: (key[positions] - np.arange(positions.size) * span).astype(np.float32)
 
 
 def _pixel_extent(index: np.ndarray, counts: np.ndarray, ok: np.ndarray, width: int) -> np.ndarray:
     """(n, 5): column sum, row sum, column extent, row extent (px) of each mask's used pixels; 0."""
     out = np.zeros((ok.size, 5))
-    pixels = np.empty((2, index.size), np.int64)   # columns, rows
-    np.floor_divide(index, width, out=pixels[1])
-    np.subtract(index, pixels[1] * width, out=pixels[0])
+    rows = index // width
+    cols = index - rows * width
     ends = np.cumsum(counts)
-    lo, hi = (ends - counts)[ok], ends[ok]
-    out[ok, :2] = _reduce(np.add, pixels, lo, hi).T
-    out[ok, 2:4] = (_reduce(np.maximum, pixels, lo, hi) - _reduce(np.minimum, pixels, lo, hi) + 1).T
+    bounds = _bounds((ends - counts)[ok], ends[ok], index.size)
+    for k, values in enumerate((cols, rows)):
+        out[ok, k] = _reduce(np.add, values, bounds)
+        out[ok, 2 + k] = _reduce(np.maximum, values, bounds) - _reduce(np.minimum, values, bounds) + 1
     return out
 
 
@@ -338,12 +353,8 @@ def _measurement_cov(slope_x: np.ndarray, slope_y: np.ndarray, z: np.ndarray, pi
     """
     depth_sigma = config.depth_sigma_m + config.depth_sigma_per_m2 * z * z
     depth_var = depth_sigma ** 2 * np.minimum(np.pi / 2 * config.depth_correlated_px / pixels, 1.0)
-    pixel_var = config.pixel_sigma ** 2
-    cov = np.empty((z.size, 3, 3))
-    cov[:, 0, 0] = (z / camera.fx) ** 2 * pixel_var + slope_x ** 2 * depth_var
-    cov[:, 1, 1] = (z / camera.fy) ** 2 * pixel_var + slope_y ** 2 * depth_var
-    cov[:, 2, 2] = depth_var
-    cov[:, 0, 1] = cov[:, 1, 0] = slope_x * slope_y * depth_var
-    cov[:, 0, 2] = cov[:, 2, 0] = slope_x * depth_var
-    cov[:, 1, 2] = cov[:, 2, 1] = slope_y * depth_var
+    ray = np.stack([slope_x, slope_y, np.ones_like(z)], 1)   # the depth column of J: (X/Z, Y/Z, 1)
+    cov = (depth_var[:, None, None] * ray[:, :, None]) * ray[:, None, :]
+    cov[:, 0, 0] += (z / camera.fx) ** 2 * config.pixel_sigma ** 2
+    cov[:, 1, 1] += (z / camera.fy) ** 2 * config.pixel_sigma ** 2
     return cov

@@ -62,6 +62,11 @@ def combine(mean: np.ndarray, cov: np.ndarray, prob: np.ndarray) -> tuple[np.nda
     return total, (prob[..., None, None] * (cov + spread[..., :, None] * spread[..., None, :])).sum(1)
 
 
+def _every(rows, n: int):
+    """rows as slice(None) when they are all n rows in order: views instead of gathers and scatters."""
+    return slice(None) if len(rows) == n and np.array_equal(rows, np.arange(n)) else rows
+
+
 class FilterBank:
     """The IMM states of n tracks: mean (n, 2, 9), cov (n, 2, 9, 9), model probabilities (n, 2)."""
 
@@ -105,9 +110,10 @@ class FilterBank:
         rows = np.flatnonzero(self.stamp < stamp)
         if rows.size == 0:
             return
+        rows = _every(rows, self.ids.size)
         dt = (stamp - self.stamp[rows]) / 1e9
         switch = 1.0 - np.exp(-dt / self._manoeuvre_s)
-        markov = np.empty((rows.size, 2, 2))   # markov[n, i, j] = P(model j now | model i before)
+        markov = np.empty((dt.size, 2, 2))   # markov[n, i, j] = P(model j now | model i before)
         markov[:, 0, 0] = markov[:, 1, 1] = 1.0 - switch
         markov[:, 0, 1] = markov[:, 1, 0] = switch
         prob, mean, cov = self.prob[rows], self.mean[rows], self.cov[rows]
@@ -136,7 +142,7 @@ class FilterBank:
     def update(self, rows: np.ndarray, position: np.ndarray, cov: np.ndarray, size: np.ndarray,
                stamp: int) -> None:
         """Kalman update of both models of filters `rows`, and the model probabilities."""
-        if rows.size == 0:
+        if len(position) == 0:
             return
         mean, state_cov = self.mean[rows], self.cov[rows]
         innovation_cov = state_cov[:, :, :3, :3] + cov[:, None]               # (k, 2, 3, 3)
@@ -169,9 +175,9 @@ class FilterBank:
     def estimates(self, rows: np.ndarray) -> list[Estimate3D]:
         """The combined estimate of filters `rows` (fresh arrays, not views of the state)."""
         mean, cov = combine(self.mean[rows], self.cov[rows], self.prob[rows])
-        size = self.size[rows]
+        size = self.size[rows].copy()
         return [Estimate3D(position=mean[k, :3], position_cov=cov[k, :3, :3], velocity=mean[k, 3:6],
-                           velocity_cov=cov[k, 3:6, 3:6], size=size[k]) for k in range(len(rows))]
+                           velocity_cov=cov[k, 3:6, 3:6], size=size[k]) for k in range(len(mean))]
 
 
 class Tracker3D:
@@ -193,9 +199,14 @@ class Tracker3D:
     def _measure(self, tracks: list, measured: Measurements3D, stamp: int) -> None:
         """Update (or start, or restart) the filters of matched `tracks` with their measurements."""
         bank = self._bank
-        row_of = {int(i): k for k, i in enumerate(bank.ids)}
+        row_of = {i: k for k, i in enumerate(bank.ids.tolist())}
         ok = np.flatnonzero(measured.ok)
-        rows = np.array([row_of.get(tracks[k].track_id, -1) for k in ok], np.int64)
+        rows = np.array([row_of.get(tracks[k].track_id, -1) for k in ok.tolist()], np.int64)
+        if ok.size == len(tracks) == bank.ids.size and np.array_equal(rows, np.arange(ok.size)):
+            fits = bank.gate(slice(None), measured.position, measured.cov)   # the usual frame
+            if fits.all():
+                bank.update(slice(None), measured.position, measured.cov, measured.size, stamp)
+                return
         known = rows >= 0
         old, rows = ok[known], rows[known]
         if rows.size:
@@ -228,7 +239,7 @@ class Tracker3D:
         cfg, stamp, bank = self.config, tracks.stamp_ns, self._bank
         alive = {t.track_id for t in tracks.tracks if t.state != TrackState.REMOVED}
         ended = set(tracks.ended_ids)
-        keep = np.array([int(i) in alive and int(i) not in ended for i in bank.ids], bool)
+        keep = np.array([i in alive and i not in ended for i in bank.ids.tolist()], bool)
         if not keep.all():
             bank.keep(keep)
         bank.predict(stamp)
@@ -237,11 +248,11 @@ class Tracker3D:
         if matched:
             self._measure(matched, measure_masks(depth, [t.mask for t in matched], [t.box for t in matched],
                                                  camera, cfg), stamp)
-        row_of = {int(i): k for k, i in enumerate(bank.ids)}
+        row_of = {i: k for k, i in enumerate(bank.ids.tolist())}
         fresh = stamp - bank.measured <= cfg.stale_s * 1e9
         shown = [(t.track_id, row_of[t.track_id]) for t in tracks.tracks
                  if t.track_id in alive and t.track_id in row_of and fresh[row_of[t.track_id]]]
         if not shown:
             return {}
         ids, rows = zip(*shown)
-        return dict(zip(ids, bank.estimates(np.array(rows))))
+        return dict(zip(ids, bank.estimates(_every(np.array(rows), bank.ids.size))))
