@@ -1,10 +1,11 @@
 """What the depth input adds to the node per frame at 640x480 (issue 15 target: <= 1 ms p50).
 
 Measured, per frame, exactly the calls the node makes when depth is on (ros/depth_input.py,
-ros/outputs.py): the stamp match, the 16UC1 message -> array view, the 3D measurement and filter of
-every matched track (core/tracker3d.py), the InstanceArray 3D block, and the ~/markers build. The
-tracks are 640x480 blob masks 40-120 px across (benchmarks/message_size.py's), all matched; the
-depth is a real rclpy sensor_msgs/Image. p50 / p90 over --frames frames, per track count.
+ros/outputs.py): the stamp match, the 16UC1 message -> array view, the 3D measurement of every
+matched track and the 3D filters (core/tracker3d.py: all masks measured in one batch, all tracks'
+IMM filters predicted and updated as stacked arrays), the InstanceArray 3D block, and the ~/markers
+build. The tracks are 640x480 blob masks 40-120 px across (benchmarks/message_size.py's), all
+matched; the depth is a real rclpy sensor_msgs/Image. p50 / p90 over --frames frames, per track count.
 "total" is what is added before ~/instances is published; the markers come after it.
 
     . install/env.sh && python benchmarks/depth_overhead.py --out benchmarks/results/depth_overhead.md
