@@ -74,8 +74,10 @@ def main() -> int:
     parser.add_argument('--seeds', default='0,1')
     parser.add_argument('--frames', type=int, default=90, help='frames per scene (640x480)')
     parser.add_argument('--out', type=Path, help='write the table (.md + .json) here')
+    parser.add_argument('--set', action='append', default=[], metavar='KNOB=VALUE',
+                        help='a DepthConfig knob other than its default (repeatable), e.g. accel_sigma=3')
     args = parser.parse_args()
-    config = DepthConfig()
+    config = DepthConfig.from_options(dict(kv.split('=', 1) for kv in args.set))
     rows, data, everything = [], {}, []
     for preset in args.presets.split(','):
         pairs = []
@@ -102,7 +104,7 @@ def main() -> int:
         'that oscillate in range by up to 15% every 3 s and turn outside the view.\n\n'
         'Phases: start-up = the first 0.3 s of a track\'s 3D estimate; steady = later and measured this '
         'frame; predicted = later, not matched this frame (LOST: the filter coasts). One parameter set '
-        'for every scene, the DepthConfig defaults: ' + ', '.join(
+        'for every scene (DepthConfig): ' + ', '.join(
             f'{name} {getattr(config, name)}' for name in (
                 'pixel_sigma', 'depth_sigma_m', 'depth_sigma_per_m2', 'depth_correlated_px', 'accel_sigma',
                 'jerk_sigma', 'manoeuvre_s', 'max_samples')) + ' (core/tracker3d.py: an IMM of a '

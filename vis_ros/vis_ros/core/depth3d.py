@@ -283,6 +283,8 @@ def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
 
 def _per_mask(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray, has: np.ndarray) -> np.ndarray:
     """How many of each mask's samples are flagged."""
+    if has.all():   # the usual frame: the masks' samples tile `flags`, one reduceat over their starts
+        return np.add.reduceat(flags, starts)
     out = np.zeros(starts.size, np.int64)
     out[has] = _reduce(np.add, flags, _bounds(starts[has], ends[has], flags.size))
     return out
@@ -319,10 +321,19 @@ def _pixel_extent(index: np.ndarray, counts: np.ndarray, ok: np.ndarray, width: 
     rows = index // width
     cols = index - rows * width
     ends = np.cumsum(counts)
-    bounds = _bounds((ends - counts)[ok], ends[ok], index.size)
+    if ok.all():   # the usual frame: the used samples tile `index`, reduceat over the starts alone
+        starts, segment = ends - counts, slice(None)
+
+        def reduce(ufunc, values):
+            return ufunc.reduceat(values, starts)
+    else:
+        bounds, segment = _bounds((ends - counts)[ok], ends[ok], index.size), ok
+
+        def reduce(ufunc, values):
+            return _reduce(ufunc, values, bounds)
     for k, values in enumerate((cols, rows)):
-        out[ok, k] = _reduce(np.add, values, bounds)
-        out[ok, 2 + k] = _reduce(np.maximum, values, bounds) - _reduce(np.minimum, values, bounds) + 1
+        out[segment, k] = reduce(np.add, values)
+        out[segment, 2 + k] = reduce(np.maximum, values) - reduce(np.minimum, values) + 1
     return out
 
 
