@@ -1,10 +1,11 @@
 """What the depth input adds to the node per frame at 640x480 (issue 15 target: <= 1 ms p50).
 
 Measured, per frame, exactly the calls the node makes when depth is on (ros/depth_input.py,
-ros/outputs.py): the stamp match, the 16UC1 message -> array view, the 3D measurement and filter of
-every matched track (core/tracker3d.py), the InstanceArray 3D block, and the ~/markers build. The
-tracks are 640x480 blob masks 40-120 px across (benchmarks/message_size.py's), all matched; the
-depth is a real rclpy sensor_msgs/Image. p50 / p90 over --frames frames, per track count.
+ros/outputs.py): the stamp match, the 16UC1 message -> array view, the 3D measurement of every
+matched track and the 3D filters (core/tracker3d.py: all masks measured in one batch, all tracks'
+IMM filters predicted and updated as stacked arrays), the InstanceArray 3D block, and the ~/markers
+build. The tracks are 640x480 blob masks 40-120 px across (benchmarks/message_size.py's), all
+matched; the depth is a real rclpy sensor_msgs/Image. p50 / p90 over --frames frames, per track count.
 "total" is what is added before ~/instances is published; the markers come after it.
 
     . install/env.sh && python benchmarks/depth_overhead.py --out benchmarks/results/depth_overhead.md
@@ -13,11 +14,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from results_io import write_results
-from vis_ros.core.depth3d import check_depth
+from vis_ros.core.depth3d import DepthConfig, check_depth
 from vis_ros.core.synthetic_depth import scene_camera
 from vis_ros.core.stamp_match import StampMatcher
 from vis_ros.core.tracker3d import Tracker3D
@@ -54,11 +56,11 @@ def scene_depth(tracks: Tracks, rng) -> np.ndarray:
     return depth.astype(np.uint16)
 
 
-def measure(count: int, frames: int) -> dict:
+def measure(count: int, frames: int, config: Optional[DepthConfig] = None) -> dict:
     """Per-stage and total milliseconds (lists) over `frames` frames with `count` tracks."""
     rng = np.random.default_rng(0)
     camera = scene_camera(HEIGHT, WIDTH)
-    matcher, tracker3d, markers = StampMatcher(10_000_000), Tracker3D(), MarkerTracker(('object',))
+    matcher, tracker3d, markers = StampMatcher(10_000_000), Tracker3D(config), MarkerTracker(('object',))
     times = {key: [] for key in ('match+decode', 'tracker3d', '3D block', 'markers', 'total', 'total CPU')}
     frame_tracks = [make_tracks(count, 10**18 + k * PERIOD_NS, k % 7) for k in range(8)]
     depths = [scene_depth(tracks, rng) for tracks in frame_tracks]
@@ -104,13 +106,16 @@ def main() -> int:
     parser.add_argument('--tracks', default='1,5,10,20')
     parser.add_argument('--frames', type=int, default=300)
     parser.add_argument('--out', type=Path)
+    parser.add_argument('--set', action='append', default=[], metavar='KNOB=VALUE',
+                        help='a DepthConfig knob other than its default (repeatable), e.g. max_samples=600')
     args = parser.parse_args()
+    config = DepthConfig.from_options(dict(kv.split('=', 1) for kv in args.set))
     stages = ('match+decode', 'tracker3d', '3D block', 'total', 'total CPU', 'markers')
     header = ['tracks'] + [f'{s} p50 (ms)' for s in stages] + ['total p90 (ms)']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     data = {}
     for count in (int(c) for c in args.tracks.split(',')):
-        times = measure(count, args.frames)
+        times = measure(count, args.frames, config)
         data[count] = {s: {'p50': float(np.median(v)), 'p90': float(np.percentile(v, 90))}
                        for s, v in times.items()}
         cells = [str(count)] + [f'{data[count][s]["p50"]:.3f}' for s in stages]

@@ -52,7 +52,7 @@ def test_visible_surface_point_ignores_background_and_invalid_pixels():
     assert meas.size[0] == pytest.approx(25 * 3.0 / CAMERA.fx, rel=0.05)   # 2r + 1 px wide at 3 m
     assert np.all(np.linalg.eigvalsh(meas.cov) > 0)
     # with a sharp centroid the depth noise dominates: the covariance is longest along the ray
-    sharp = measure_mask(depth, loose, box_of(loose), CAMERA, DepthConfig(pixel_sigma=0.5))
+    sharp = measure_mask(depth, loose, box_of(loose), CAMERA, DepthConfig(pixel_sigma=0.02))
     ray = sharp.position / np.linalg.norm(sharp.position)
     axis = np.linalg.eigh(sharp.cov)[1][:, -1]
     assert abs(ray @ axis) > 0.95
@@ -119,14 +119,15 @@ def test_velocity_comes_from_the_filter_and_lost_tracks_are_predicted_then_dropp
     _, mask, _ = moving(t)
     lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
     out = tracker.step(lost, None, None)
-    np.testing.assert_allclose(out[1].position, last.position + last.velocity * (t - stamps[39]), atol=1e-9)
+    # (plus the manoeuvring model's small acceleration estimate: under 1 mm in 40 ms here)
+    np.testing.assert_allclose(out[1].position, last.position + last.velocity * (t - stamps[39]), atol=1e-3)
     assert np.trace(out[1].position_cov) > np.trace(last.position_cov)
     t = stamps[39] + 0.31   # longer than stale_s since the last measurement
     lost = Tracks(int(t * 1e9), (H, W), (track(mask, TrackState.LOST, matched=False),))
     out = tracker.step(lost, None, None)
     assert out == {}
     out = tracker.step(Tracks(int((t + 0.03) * 1e9), (H, W), (), ended_ids=(1,)), None, None)
-    assert out == {} and tracker._filters == {}
+    assert out == {} and len(tracker) == 0
 
 
 def test_an_outlier_depth_is_skipped_and_a_lasting_jump_restarts_the_filter():
@@ -159,3 +160,56 @@ def test_stamp_matcher_takes_the_nearest_within_tolerance_and_never_waits():
     assert not matcher.add(120, 'too late')      # older than frames already matched
     assert matcher.match(200) is None            # nothing newer yet: no waiting, counted missing
     assert matcher.counts() == {'matched': 2, 'missing': 2, 'late': 1}
+
+
+def reference_measurement(depth, mask, box, camera, config):
+    """One mask the plain way (every pixel in the box, no subsampling): point, covariance, size, count."""
+    x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
+    x2, y2 = int(np.ceil(box[2])), int(np.ceil(box[3]))
+    v, u = np.nonzero(mask[y1:y2, x1:x2])
+    z = depth[y1:y2, x1:x2][v, u]
+    z = z * np.float32(0.001) if z.dtype == np.uint16 else z
+    valid = (z >= config.min_range_m) & (z <= config.max_range_m)
+    if valid.sum() < config.min_valid_pixels:
+        return None
+    median = float(np.sort(z[valid])[(valid.sum() - 1) // 2])   # the lower median: a real sample
+    near = valid & (np.abs(z - median) <= max(0.2, 0.1 * median))
+    if near.sum() < config.min_valid_pixels:
+        return None
+    z, u, v = np.sort(z[near]), u[near] + x1, v[near] + y1
+    uc, vc = u.mean(), v.mean()
+    last = z.size - 1
+    size = np.array([(u.max() - u.min() + 1) * median / camera.fx,
+                     (v.max() - v.min() + 1) * median / camera.fy,
+                     float(z[int(np.ceil(0.95 * last))] - z[int(0.05 * last)])])
+    jacobian = np.array([[median / camera.fx, 0, (uc - camera.cx) / camera.fx],
+                         [0, median / camera.fy, (vc - camera.cy) / camera.fy], [0, 0, 1]])
+    sigma = (config.depth_sigma_m + config.depth_sigma_per_m2 * median ** 2) * np.sqrt(
+        min(np.pi / 2 * config.depth_correlated_px / z.size, 1.0))
+    cov = jacobian @ np.diag([config.pixel_sigma ** 2, config.pixel_sigma ** 2, sigma ** 2]) @ jacobian.T
+    position = np.array([(uc - camera.cx) * median / camera.fx, (vc - camera.cy) * median / camera.fy,
+                         median])
+    return position, cov, size, z.size
+
+
+def test_measurement_equals_a_plain_per_mask_reference():
+    """Every mask of a noisy synthetic frame (holes, loose edges, occluders), 16UC1 and 32FC1."""
+    from vis_ros.core.depth3d import measure_masks
+    from vis_ros.core.synthetic import iter_noisy_instances
+    from vis_ros.core.synthetic_depth import make_depth_scene
+    scene3d = make_depth_scene('occlusion', 0, 12, 240, 320)
+    config = DepthConfig(max_samples=10 ** 7)   # no subsampling: the reference reads every pixel
+    checked = 0
+    for t, instances in enumerate(iter_noisy_instances(scene3d.scene, seed=0)):
+        for depth in (scene3d.depth_mm[t], scene3d.depth_mm[t].astype(np.float32) / 1000):
+            batch = measure_masks(depth, list(instances.masks), list(instances.boxes), scene3d.camera, config)
+            for i, (mask, box) in enumerate(zip(instances.masks, instances.boxes)):
+                want = reference_measurement(depth, mask, box, scene3d.camera, config)
+                assert batch.ok[i] == (want is not None)
+                if want is not None:
+                    got = batch.get(i)
+                    for a, b in zip((got.position, got.cov, got.size), want[:3]):
+                        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+                    assert got.valid_pixels == want[3]
+                    checked += 1
+    assert checked > 50

@@ -5,7 +5,8 @@ Each frame, a predicted instance is paired with the ground-truth object its mask
 3D point and the true visible surface point, also relative to the true range (the target is
 "<= 3% of range"); velocity error is the norm of the 3D velocity difference. Velocity is reported
 for every pair and for settled tracks (3D estimate at least SETTLE_S old: the filter starts at zero
-velocity and needs a few frames).
+velocity and needs a few frames), and by phase: start-up (not settled), steady (settled and
+measured this frame) and predicted (settled, not matched this frame: LOST, the filter coasts).
 """
 from __future__ import annotations
 
@@ -37,14 +38,15 @@ def match_masks(pred_ids, pred_masks, gt_ids, gt_masks, min_iou: float = MIN_IOU
     return pairs
 
 
-def pair_errors(est_position, est_velocity, true_position, true_velocity, settled: bool) -> dict:
-    """Errors of one matched (estimate, truth) pair."""
+def pair_errors(est_position, est_velocity, true_position, true_velocity, settled: bool,
+                predicted: bool = False) -> dict:
+    """Errors of one matched (estimate, truth) pair; `predicted`: the track was not measured this frame."""
     true_position = np.asarray(true_position, float)
     position_error = float(np.linalg.norm(np.asarray(est_position, float) - true_position))
     return {'position_m': position_error, 'range_m': float(np.linalg.norm(true_position)),
             'relative': position_error / max(float(np.linalg.norm(true_position)), 1e-9),
             'velocity_mps': float(np.linalg.norm(np.asarray(est_velocity, float) - true_velocity)),
-            'settled': bool(settled)}
+            'settled': bool(settled), 'predicted': bool(predicted)}
 
 
 def summarize(pairs: Iterable[dict]) -> dict:
@@ -62,4 +64,7 @@ def summarize(pairs: Iterable[dict]) -> dict:
             'position_relative': stats([p['relative'] for p in pairs]),
             'velocity_mps': stats([p['velocity_mps'] for p in pairs]),
             'velocity_settled_mps': stats([p['velocity_mps'] for p in settled]),
+            'velocity_startup_mps': stats([p['velocity_mps'] for p in pairs if not p['settled']]),
+            'velocity_steady_mps': stats([p['velocity_mps'] for p in settled if not p.get('predicted')]),
+            'velocity_predicted_mps': stats([p['velocity_mps'] for p in settled if p.get('predicted')]),
             'range_m': stats([p['range_m'] for p in pairs])}
