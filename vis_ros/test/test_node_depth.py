@@ -81,7 +81,9 @@ def run():
                 time.sleep(0.01)   # depth first, as a driver's synchronized pair arrives
             image_pub.publish(convert.rgb_to_image(rgb, header))
             assert wait_for(lambda: len(got['instances']) > k, 20), f'no output for frame {k}'
-        time.sleep(0.5)   # one more diagnostics period
+        # a diagnostics message built after the last frame (a loaded machine may run the timer late)
+        assert wait_for(lambda: got['diag'] and int(diagnostics_values(got['diag'][-1])['frames_processed'])
+                        >= FRAMES, 20), 'no diagnostics after the last frame'
         yield scene, got
     finally:
         executor.shutdown()
