@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from vis_ros.core.masks import box_iou
+from vis_ros.core.masks import box_iou, mask_box
 from vis_ros.core.model_paths import find_model
 from vis_ros.core.options import OptionSpec, validate_options
 from vis_ros.core.prompts import Prompt, PromptSource
@@ -158,31 +158,33 @@ class DetectSamSegmenter:
             # masks are carried until its result is in (a user's prompt is worth the wait)
             self._background.submit(self._keyframe, rgb, detections, prompts)
             return self._keyframes.carry(rgb, detections, prompts, force=True)
-        instances, self.prompt_rows, timings = self._keyframe(rgb, detections, prompts)
+        instances, anchors, self.prompt_rows, timings = self._keyframe(rgb, detections, prompts)
         self.stage_ms.update(timings)
         self.keyframe = True
-        self._keyframes.remember(rgb, instances)
+        self._keyframes.remember(rgb, instances, anchors)
         return instances
 
     def _keyframe(self, rgb: np.ndarray, detections: Detections, prompts: Sequence[Prompt]):
-        """(instances, prompt rows, stage ms) of a keyframe: encoder, then one decoder run per prompt."""
+        """(instances, their prompt boxes, prompt rows, stage ms) of a keyframe: encoder, then decoder."""
         height, width = rgb.shape[:2]
         start = time.perf_counter()
         embeddings = self.encode(rgb)
         timings = {'encoder': elapsed_ms(start)}
         start = time.perf_counter()
-        masks, scores, classes, rows = self._decode_all(embeddings, detections, prompts, height, width)
+        masks, scores, classes, boxes, rows = self._decode_all(embeddings, detections, prompts, height, width)
         timings['decoder'] = elapsed_ms(start)
         timings['decoder_per_instance'] = timings['decoder'] / max(len(masks), 1)
-        return _instances(masks, scores, classes, height, width), rows, timings
+        return _instances(masks, scores, classes, height, width), np.reshape(boxes, (-1, 4)), rows, timings
 
     def _decode_all(self, embeddings, detections: Detections, prompts: Sequence[Prompt], height: int,
                     width: int):
-        masks, scores, classes, prompt_rows = [], [], [], {}
+        """Masks, scores, classes and prompt boxes (a point prompt: its mask's box), and prompt rows."""
+        masks, scores, classes, boxes, prompt_rows = [], [], [], [], {}
         for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids):
             mask, iou = self.mask(embeddings, height, width, box=box)
             if mask.any():   # the geometric mean keeps the detector's scale for the tracker's thresholds
                 masks.append(mask), scores.append(float(np.sqrt(score * iou))), classes.append(int(cls))
+                boxes.append(box)
         for k, prompt in enumerate(prompts):
             if not prompt.inside(height, width):
                 continue
@@ -203,7 +205,8 @@ class DetectSamSegmenter:
                 prompt_rows[k] = len(masks)
                 classes.append(_user_class(prompt, mask, masks, classes))
                 masks.append(mask), scores.append(max(iou, 0.9))
-        return masks, scores, classes, prompt_rows
+            boxes.append(mask_box(mask) if box is None else box)
+        return masks, scores, classes, boxes, prompt_rows
 
     def reset(self) -> None:
         """Forget the carried masks and embeddings (a new stream)."""
