@@ -11,6 +11,7 @@ frame no longer matches the current one). `keyframe_interval: 1` disables carryi
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence
 
 import cv2
@@ -148,9 +149,12 @@ class KeyframeScheduler:
                                     np.asarray(classes, np.int32)[keep]), anchors[keep]
 
 
+@lru_cache(maxsize=4)
 def _pixel_grid(height: int, width: int) -> np.ndarray:
-    """(H, W, 2) float32 x, y of every pixel (the identity map for cv2.remap)."""
-    return np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
+    """(H, W, 2) float32 x, y of every pixel (the identity map for cv2.remap); read-only, made once."""
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 def _fit_to_box(mask: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
