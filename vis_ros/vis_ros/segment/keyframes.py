@@ -2,11 +2,13 @@
 
 The encoder costs ~0.5 s per frame on two CPU cores; the detector ~20 ms. Between keyframes the
 last masks are moved to the current frame by dense optical flow (OpenCV DIS, as the motion backend
-uses) and each one that a current detection matches is refitted to that detection's box (the
-detector runs on every frame and keeps boxes fresh). A keyframe is forced early when the carry
-cannot be trusted: a confident detection no carried mask explains (a new object), a user prompt,
-fast camera motion (median flow above `keyframe_motion_px`) or a scene change (the warped previous
-frame no longer matches the current one). `keyframe_interval: 1` disables carrying (GPU setting).
+uses) and each one that a current detection matches is moved and scaled from the detector box it
+last matched (at first the box that prompted it) onto that detection's box (the detector runs on
+every frame and keeps boxes fresh). A keyframe is forced early when the carry cannot be trusted:
+a confident detection no carried mask explains (a new object), a user prompt, fast camera motion
+(median flow above `keyframe_motion_px`) or a scene change (the warped previous frame no longer
+matches the current one); `forced` counts them by reason. `keyframe_interval: 1` disables carrying
+(GPU setting).
 """
 from __future__ import annotations
 
