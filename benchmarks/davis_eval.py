@@ -7,7 +7,8 @@ instance, tracker) p50/p99 at 854x480 (every frame of the scoring pass) and 640x
 frames of each sequence, resized). For detect_sam, the J of first0 and an FPS estimate for each
 `keyframe_interval` in --intervals: the extra passes reuse stored model outputs (a memo keyed by
 the inputs), and their FPS is computed from the counted model calls x the measured per-call p50
-plus the measured time of everything else (flow, refit, tracker).
+plus the measured time of everything else (flow, refit, tracker). And a real end-to-end pass at
+640x480 with the README's CPU setting (--fps-interval): no memo, every frame timed, FPS measured.
 
 Each sequence runs in its own process and leaves its result in --parts (resumable: a finished
 sequence is not rerun with --resume), so a long CPU run can be interrupted and continued:
@@ -45,6 +46,8 @@ from vis_ros.segment.pipeline import Pipeline  # noqa: E402
 STEP_NS = int(round(1e9 / DAVIS_FPS))
 MODEL_STAGES = ('detector', 'encoder', 'decoder')
 TIMING_FRAMES_640 = 4
+SIZE_640 = (640, 480)
+RECOMMENDED_INTERVAL = 10   # the CPU setting the README recommends (measured end to end below)
 
 
 def parse_args(argv):
@@ -61,6 +64,10 @@ def parse_args(argv):
     parser.add_argument('--output', type=Path, default=None,
                         help='table (default benchmarks/results/davis_<backend>.md)')
     parser.add_argument('--max-frames', type=int, default=None, help='only the first N frames (smoke test)')
+    parser.add_argument('--fps-intervals', default=f'{RECOMMENDED_INTERVAL},30',
+                        help="keyframe_intervals of the measured 640x480 end-to-end passes, the README's "
+                        "first ('' = none)")
+    parser.add_argument('--fps-frames', type=int, default=30, help='frames per sequence in that pass')
     parser.add_argument('--one', default=None, help=argparse.SUPPRESS)   # child: one sequence
     return parser.parse_args(argv)
 
@@ -84,13 +91,12 @@ def stream(sequence, pipeline, frames=None, size=None, prompt=False):
             break
         if size is not None:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            gt = cv2.resize(gt.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         if prompt and index == 0:
             pipeline.add_prompts([Prompt(0, box=mask_box(gt))])
         result = pipeline.process(Frame(rgb, index * STEP_NS, 'camera'))
         timings.append(dict(result.timings_ms))
         segment_s += result.timings_ms['segment'] / 1e3
-        if size is not None:
-            continue
         scorer.add(index, result.instances.masks, result.tracks.tracks, gt)
         if prompt and index > 0:
             mine = [np.asarray(t.mask) for t in result.tracks if t.track_id in result.prompted_ids]
@@ -117,8 +123,10 @@ def run_one(args, sequence) -> dict:
         raw = make_backend(args.backend, options)
         timing_pipe = Pipeline(raw, Tracker(TrackerConfig(**tracker_options)))
         count = min(frames or TIMING_FRAMES_640, TIMING_FRAMES_640)
-        part['timings_640'] = stream(sequence, timing_pipe, count, (640, 480))[2]
+        part['timings_640'] = stream(sequence, timing_pipe, count, SIZE_640)[2]
         raw.close()
+        part['measured_640'] = {n: measured_pass(args, sequence, options, tracker_options, int(n))
+                                for n in args.fps_intervals.split(',') if n}
     part['intervals'] = {}
     for interval in [int(v) for v in args.intervals.split(',') if v] if memos else []:
         keyed = make_backend(args.backend, {**options, 'keyframe_interval': interval})
@@ -129,9 +137,28 @@ def run_one(args, sequence) -> dict:
         part['intervals'][interval] = {
             **kscorer.summary(), 'other_ms': other_ms / kscorer.frames,
             'calls': {s: m.calls / kscorer.frames for s, m in keyed_memos.items()},
+            'forced': dict(keyed._keyframes.forced),
             'track_ms': float(np.mean([t['track'] for t in ktimings]))}
     backend.close()
     return part
+
+
+def measured_pass(args, sequence, options, tracker_options, interval: int) -> dict:
+    """Real end-to-end frames (no memo) at 640x480 with this keyframe_interval.
+
+    The backend runs one untimed frame first (ONNX Runtime's first run allocates), then the stream
+    restarts: the first --fps-frames frames, keyframes included, each timed as segment + track.
+    """
+    backend = make_backend(args.backend, {**options, 'keyframe_interval': interval})
+    pipeline = Pipeline(backend, Tracker(TrackerConfig(**tracker_options)))
+    rgb = cv2.resize(next(iter(sequence.iter_frames()))[0], SIZE_640, interpolation=cv2.INTER_AREA)
+    pipeline.process(Frame(rgb, 0, 'camera'))
+    count = min(args.fps_frames, args.max_frames or args.fps_frames)
+    scorer, _, timings, _ = stream(sequence, pipeline, count, SIZE_640)
+    backend.close()
+    return {'interval': interval, 'first0': scorer.summary()['first0'], 'frames': scorer.frames,
+            'ms': [t['segment'] + t['track'] for t in timings],
+            'keyframes': sum(1 for t in timings if 'encoder' in t)}
 
 
 def spawn_all(args, sequences, parts: Path) -> None:
@@ -142,7 +169,8 @@ def spawn_all(args, sequences, parts: Path) -> None:
             continue
         child = [sys.executable, __file__, '--backend', args.backend, '--backend-options',
                  args.backend_options, '--tracker-options', args.tracker_options, '--intervals',
-                 args.intervals, '--parts', str(parts), '--one', sequence.name]
+                 args.intervals, '--parts', str(parts), '--one', sequence.name,
+                 '--fps-intervals', args.fps_intervals, '--fps-frames', str(args.fps_frames)]
         if args.max_frames:
             child += ['--max-frames', str(args.max_frames)]
         started = time.time()
@@ -198,19 +226,29 @@ def tables(args, parts: list[dict]) -> tuple[str, dict]:
     lines.append(f"| **mean** | {sum(p['frames'] for p in parts)} | {means['union']:.3f} | "
                  f"{means['first0']:.3f} | {means['oracle']:.3f} | {prompted} | | |")
     rows, per_call = latency_rows(parts)
+    data = {'means': means, 'per_call_ms': per_call, 'sequences': [
+        {k: v for k, v in p.items() if not k.startswith('timings') and k not in ('model_ms', 'measured_640')}
+        for p in parts]}
     lines += ['', f'## CPU latency per stage (ms; {os.cpu_count()} CPUs shared with other jobs)', '',
               '| size | stage | p50 | p99 | frames |', '|---|---|---:|---:|---:|', *rows]
     trade = keyframe_table(parts, per_call, means['first0'])
     if trade:
-        lines += ['', '## Keyframe trade-off (first0 J; FPS estimated, see the script docstring)', '', *trade]
+        lines += ['', '## Keyframe trade-off at 854x480 (first0 J; FPS estimated)', '',
+                  'est. ms/frame = the pass\'s measured time outside the models (flow, refit, decode '
+                  'post-processing, tracker) + its model calls per frame x the per-call p50 of the '
+                  'scoring pass. Forced = keyframes before the interval was due, per frame, by reason.',
+                  '', *trade]
+    measured = measured_table(parts, [n for n in args.fps_intervals.split(',') if n])
+    if measured:
+        lines += ['', '## Measured end to end at 640x480 (real model runs, no estimate)', '', *measured]
+    data['measured_640'] = {n: measured_summary(parts, n) for n in args.fps_intervals.split(',') if n}
     lines += ['', '## Targets (keyframe_interval 1, one parameter set)', '',
               f"- first0 mean J >= 0.80: {means['first0']:.3f}, "
               f"{'met' if means['first0'] >= 0.8 else 'NOT met'}"]
     if has_prompt:
         lines.append(f"- prompted mean J >= 0.82: {means['prompted']:.3f}, "
                      f"{'met' if means['prompted'] >= 0.82 else 'NOT met'}")
-    return '\n'.join(lines), {'means': means, 'per_call_ms': per_call, 'sequences': [
-        {k: v for k, v in p.items() if not k.startswith('timings') and k != 'model_ms'} for p in parts]}
+    return '\n'.join(lines), data
 
 
 def keyframe_table(parts, per_call, first0_n1) -> list[str]:
@@ -220,8 +258,10 @@ def keyframe_table(parts, per_call, first0_n1) -> list[str]:
         return []
     timings = [t for p in parts for t in p['timings_854'][1:]]
     base = float(np.mean([t['segment'] + t['track'] for t in timings]))
-    lines = ['| keyframe_interval | first0 J | est. ms/frame | est. FPS | encoder runs/frame |',
-             '|---:|---:|---:|---:|---:|', f'| 1 | {first0_n1:.3f} | {base:.0f} | {1e3 / base:.2f} | 1.00 |']
+    lines = ['| keyframe_interval | first0 J | est. ms/frame | est. FPS | encoder runs/frame '
+             '| forced/frame |',
+             '|---:|---:|---:|---:|---:|---|',
+             f'| 1 | {first0_n1:.3f} | {base:.0f} | {1e3 / base:.2f} | 1.00 | |']
     for n in intervals:
         rows = [p['intervals'][str(n)] if str(n) in p['intervals'] else p['intervals'][n] for p in parts]
         frames = [p['frames'] for p in parts]
@@ -229,7 +269,52 @@ def keyframe_table(parts, per_call, first0_n1) -> list[str]:
         ms = np.average([r['other_ms'] + r['track_ms'] + sum(r['calls'][s] * per_call[s] for s in per_call)
                          for r in rows], weights=frames)
         enc = np.average([r['calls']['encoder'] for r in rows], weights=frames)
-        lines.append(f'| {n} | {j:.3f} | {ms:.0f} | {1e3 / ms:.2f} | {enc:.2f} |')
+        reasons = sorted({k for r in rows for k in r.get('forced', {})})
+        forced = ', '.join(f"{k} {sum(r.get('forced', {}).get(k, 0) for r in rows) / sum(frames):.2f}"
+                           for k in reasons)
+        lines.append(f'| {n} | {j:.3f} | {ms:.0f} | {1e3 / ms:.2f} | {enc:.2f} | {forced} |')
+    return lines
+
+
+def measured_summary(parts, interval: str) -> dict:
+    """Totals of the measured 640x480 pass with this keyframe_interval (empty when it did not run)."""
+    runs = [p['measured_640'][interval] for p in parts if interval in p.get('measured_640', {})]
+    if not runs:
+        return {}
+    ms = [v for r in runs for v in r['ms']]
+    return {'interval': int(interval), 'frames': len(ms), 'mean_ms': float(np.mean(ms)),
+            'p50_ms': pct(ms, 50), 'p99_ms': pct(ms, 99), 'fps': 1e3 / float(np.mean(ms)),
+            'first0': float(np.mean([r['first0'] for r in runs])),
+            'keyframes_per_frame': sum(r['keyframes'] for r in runs) / len(ms)}
+
+
+def measured_table(parts, intervals: list[str]) -> list[str]:
+    """The measured passes: per sequence for the README's interval (the first), then all of them."""
+    totals = [t for t in (measured_summary(parts, n) for n in intervals) if t]
+    if not totals:
+        return []
+    first = intervals[0]
+    lines = ['The first frames of each sequence resized to 640x480, scored against the resized ground '
+             'truth; ms = segment + track wall time of every frame, keyframes included (one untimed '
+             f"warm-up frame first). Per sequence at keyframe_interval {first} (the README's CPU setting):",
+             '', '| sequence | frames | first0 J | keyframes/frame | mean ms | p99 ms | FPS |',
+             '|---|---:|---:|---:|---:|---:|---:|']
+    for p in parts:
+        r = p.get('measured_640', {}).get(first)
+        if r:
+            lines.append(f"| {p['name']} | {len(r['ms'])} | {r['first0']:.3f} | "
+                         f"{r['keyframes'] / len(r['ms']):.2f} | "
+                         f"{np.mean(r['ms']):.0f} | {pct(r['ms'], 99):.0f} | {1e3 / np.mean(r['ms']):.2f} |")
+    lines += ['', '| keyframe_interval | frames | first0 J | keyframes/frame | mean ms | p50 ms | p99 ms '
+              '| FPS |', '|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for t in totals:
+        lines.append(f"| {t['interval']} | {t['frames']} | {t['first0']:.3f} | "
+                     f"{t['keyframes_per_frame']:.2f} | "
+                     f"{t['mean_ms']:.0f} | {t['p50_ms']:.0f} | {t['p99_ms']:.0f} | **{t['fps']:.2f}** |")
+    t = totals[0]
+    lines += ['', f"- CPU >= 5 FPS at 640x480 (keyframe_interval {t['interval']}, the README's): "
+              f"{t['fps']:.2f} FPS, {'met' if t['fps'] >= 5 else 'NOT met'} "
+              f"(first0 J {t['first0']:.3f} on these frames)"]
     return lines
 
 

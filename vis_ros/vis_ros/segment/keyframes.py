@@ -2,15 +2,18 @@
 
 The encoder costs ~0.5 s per frame on two CPU cores; the detector ~20 ms. Between keyframes the
 last masks are moved to the current frame by dense optical flow (OpenCV DIS, as the motion backend
-uses) and each one that a current detection matches is refitted to that detection's box (the
-detector runs on every frame and keeps boxes fresh). A keyframe is forced early when the carry
-cannot be trusted: a confident detection no carried mask explains (a new object), a user prompt,
-fast camera motion (median flow above `keyframe_motion_px`) or a scene change (the warped previous
-frame no longer matches the current one). `keyframe_interval: 1` disables carrying (GPU setting).
+uses) and each one that a current detection matches is moved and scaled from the detector box it
+last matched (at first the box that prompted it) onto that detection's box (the detector runs on
+every frame and keeps boxes fresh). A keyframe is forced early when the carry cannot be trusted:
+a confident detection no carried mask explains (a new object), a user prompt, fast camera motion
+(median flow above `keyframe_motion_px`) or a scene change (the warped previous frame no longer
+matches the current one); `forced` counts them by reason. `keyframe_interval: 1` disables carrying
+(GPU setting).
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any, Mapping, Optional, Sequence
 
 import cv2
@@ -53,8 +56,9 @@ class KeyframeScheduler:
         """Forget the carried state: the next frame is a keyframe."""
         self._gray: Optional[np.ndarray] = None
         self._instances: Optional[Instances] = None
+        self._anchors = np.zeros((0, 4), np.float32)
         self._since = 0
-        self.forced = 0   # keyframes forced early, for the benchmark
+        self.forced: dict[str, int] = {}   # keyframes forced early, by reason (for the benchmark)
 
     def _small_gray(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
@@ -62,9 +66,15 @@ class KeyframeScheduler:
         size = (max(int(width * scale), 8), max(int(height * scale), 8))
         return cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
 
-    def remember(self, rgb: np.ndarray, instances: Instances) -> None:
-        """A keyframe's result: what the following frames carry."""
+    def remember(self, rgb: np.ndarray, instances: Instances, anchors: Optional[np.ndarray] = None) -> None:
+        """A keyframe's result: what the following frames carry.
+
+        anchors: (N, 4) the box each instance was prompted with (default: its mask's box). Carried
+        masks are refitted box to box (last matched detection -> current one): a detector box and
+        a mask's tight box differ, and mapping one onto the other would stretch every mask.
+        """
         self._gray, self._instances, self._since = self._small_gray(rgb), instances, 0
+        self._anchors = np.array(instances.boxes if anchors is None else anchors, np.float32).reshape(-1, 4)
 
     def ready(self, rgb: np.ndarray) -> bool:
         """True when there are masks of this frame size to carry."""
@@ -88,35 +98,41 @@ class KeyframeScheduler:
         grid = _pixel_grid(*gray.shape)
         warped_gray = cv2.remap(self._gray, grid + flow, None, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE)
-        if not force and (np.median(np.linalg.norm(flow, axis=2)) * scale > self.motion_px
-                          or np.abs(warped_gray.astype(np.float32) - gray).mean() > self.scene_change):
-            self.forced += 1
-            return None
-        carried = self._warp(cv2.resize(flow, (width, height)) * scale, height, width)
-        refreshed = self._refit(carried, detections, force)
+        if not force and np.median(np.linalg.norm(flow, axis=2)) * scale > self.motion_px:
+            return self._force('motion')
+        if not force and np.abs(warped_gray.astype(np.float32) - gray).mean() > self.scene_change:
+            return self._force('scene_change')
+        carried, anchors = self._warp(cv2.resize(flow, (width, height)) * scale, height, width)
+        refreshed = self._refit(carried, anchors, detections, force)
         if refreshed is None:
-            self.forced += 1
-            return None
-        self._gray, self._instances = gray, refreshed
+            return self._force('new_object')
+        self._gray, (self._instances, self._anchors) = gray, refreshed
         self._since += 1
-        return refreshed
+        return self._instances
 
-    def _warp(self, flow: np.ndarray, height: int, width: int) -> Instances:
+    def _force(self, reason: str) -> None:
+        self.forced[reason] = self.forced.get(reason, 0) + 1
+
+    def _warp(self, flow: np.ndarray, height: int, width: int) -> tuple[Instances, np.ndarray]:
+        """The carried masks moved by the flow; each anchor box shifted as its mask's box moved."""
         previous = self._instances
         if len(previous) == 0:
-            return previous
+            return previous, self._anchors
         grid = _pixel_grid(height, width) + flow
         masks = np.stack([cv2.remap(m.astype(np.uint8), grid, None, cv2.INTER_NEAREST) > 0
                           for m in previous.masks])
         keep = masks.reshape(len(masks), -1).any(1)
-        return Instances.from_masks(masks[keep], previous.scores[keep], previous.class_ids[keep])
+        moved = Instances.from_masks(masks[keep], previous.scores[keep], previous.class_ids[keep])
+        return moved, self._anchors[keep] + (moved.boxes - previous.boxes[keep])
 
-    def _refit(self, carried: Instances, detections, force: bool) -> Optional[Instances]:
-        """Each carried mask that a detection matches, moved and scaled into that detection's box."""
+    def _refit(self, carried: Instances, anchors: np.ndarray, detections, force: bool
+               ) -> Optional[tuple[Instances, np.ndarray]]:
+        """Each carried mask that a detection matches, moved and scaled as its anchor box -> that box."""
         if len(detections) == 0:
-            return carried
-        iou = box_iou(detections.boxes, carried.boxes) if len(carried) else np.zeros((len(detections), 0))
+            return carried, anchors
+        iou = box_iou(detections.boxes, anchors) if len(carried) else np.zeros((len(detections), 0))
         masks, scores, classes = list(carried.masks), list(carried.scores), list(carried.class_ids)
+        anchors = anchors.copy()
         taken = set()
         for j in np.argsort(-detections.scores):
             k = int(np.argmax(iou[j])) if iou.shape[1] else -1
@@ -125,18 +141,22 @@ class KeyframeScheduler:
                     return None   # an object no carried mask explains: the encoder must see it
                 continue
             taken.add(k)
-            masks[k] = _fit_to_box(carried.masks[k], carried.boxes[k], detections.boxes[j])
+            masks[k] = _fit_to_box(carried.masks[k], anchors[k], detections.boxes[j])
+            anchors[k] = detections.boxes[j]
             scores[k] = max(float(scores[k]), float(detections.scores[j]))
         keep = [k for k, m in enumerate(masks) if m.any()]
         if not keep:
-            return Instances.empty(*carried.image_size)
+            return Instances.empty(*carried.image_size), anchors[:0]
         return Instances.from_masks(np.stack([masks[k] for k in keep]), np.asarray(scores, np.float32)[keep],
-                                    np.asarray(classes, np.int32)[keep])
+                                    np.asarray(classes, np.int32)[keep]), anchors[keep]
 
 
+@lru_cache(maxsize=4)
 def _pixel_grid(height: int, width: int) -> np.ndarray:
-    """(H, W, 2) float32 x, y of every pixel (the identity map for cv2.remap)."""
-    return np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
+    """(H, W, 2) float32 x, y of every pixel (the identity map for cv2.remap); read-only, made once."""
+    grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 def _fit_to_box(mask: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -166,7 +186,8 @@ class BackgroundKeyframe:
             return
         future, rgb = self._job
         self._job = None
-        scheduler.remember(rgb, future.result()[0])
+        instances, anchors = future.result()[:2]
+        scheduler.remember(rgb, instances, anchors)
 
     def drop(self) -> None:
         """Forget the running keyframe (a new stream); it finishes unused."""

@@ -163,6 +163,15 @@ def _build(trt, path: Path, shapes: Mapping[str, tuple], precision: str) -> tupl
     return bytes(engine), {'onnx': str(path), 'shapes': {k: list(v) for k, v in shapes.items()}}
 
 
+def ort_has_cuda() -> bool:
+    """Whether the installed onnxruntime offers CUDA (False when it is absent: open_model says why)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return 'CUDAExecutionProvider' in ort.get_available_providers()
+
+
 def open_model(path: Path, spec: ModelSpec, runtime: str, *, num_threads: int = 0,
                precision: str = 'fp16', build_if_missing: bool = True):
     """An OrtRunner or TrtRunner for `path` (runtime: 'onnxruntime' or 'tensorrt')."""
