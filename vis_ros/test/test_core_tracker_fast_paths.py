@@ -45,28 +45,27 @@ def test_observe_many_equals_observe_one_by_one():
     instances = next(iter_noisy_instances(scene, seed=1))
     obs = observe(instances, None, 4, 0.1, 0.1)
     rows = list(range(len(obs)))
-    one = [TrackRecord(k + 1, np.zeros(8), np.eye(8), 0) for k in rows]
-    many = [TrackRecord(k + 1, np.zeros(8), np.eye(8), 0) for k in rows]
+    one = [TrackRecord(k + 1, 0) for k in rows]
+    many = [TrackRecord(k + 1, 0) for k in rows]
     for track, j in zip(one, rows):
         track.observe(obs, j, 5)
     TrackRecord.observe_many(many, obs, rows, 5)
     for a, b in zip(one, many):
-        for name in ('origin', 'seen_center', 'anchor', 'box', 'score', 'detection_index', 'votes', 'hits'):
+        for name in ('origin', 'seen_center', 'anchor', 'box', 'score', 'detection_index', 'votes', 'hits',
+                     'class_id'):
             assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
 def test_predicted_mask_reuse_matches_a_fresh_prediction():
-    record = TrackRecord(1, np.zeros(8), np.eye(8), 0)
+    record = TrackRecord(1, 0)
     record.crop = np.ones((5, 7), bool)
     record.origin, record.seen_center = np.array([10.0, 20.0]), np.array([13.5, 22.5])
-    record.mean = np.array([13.5, 22.5, 1.4, 5, 0, 0, 0, 0])
-    first = record.predicted_mask(40, 50)
-    assert record.predicted_mask(40, 50) is first            # not moved: reused
-    record.mean = record.mean + [3, 0, 0, 0, 0, 0, 0, 0]
-    moved = record.predicted_mask(40, 50)
+    first = record.predicted_mask(40, 50, (13.5, 22.5))
+    assert record.predicted_mask(40, 50, (13.5, 22.5)) is first   # not moved: reused
+    moved = record.predicted_mask(40, 50, (16.5, 22.5))
     assert moved is not first and moved[20:25, 13:20].all() and moved.sum() == 35
     record.crop = np.ones((2, 2), bool)                       # a new crop is never served the old mask
-    assert record.predicted_mask(40, 50).sum() == 4
+    assert record.predicted_mask(40, 50, (16.5, 22.5)).sum() == 4
 
 
 def test_distances_equal_numpy_norm():
