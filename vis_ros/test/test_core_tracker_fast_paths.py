@@ -86,3 +86,21 @@ def test_batched_kalman_boxes_equal_one_by_one():
         assert np.array_equal(box, boxes[k]) and np.array_equal(box_cov, box_covs[k])
         assert np.allclose(box_cov, box_cov.T)
     assert box_estimates(np.zeros((0, 8)), np.zeros((0, 8, 8)))[0].shape == (0, 4)
+
+
+def test_grid_masks_equal_grid_mask_one_by_one():
+    from vis_ros.core.tracker.region import grid_masks
+    rng = np.random.default_rng(5)
+    masks = rng.random((10, 50, 70)) > 0.5
+    boxes = np.array([[0, 0, 70, 50], [3.5, 2.2, 9.9, 8.1], [66.3, 45.2, 70, 50], [69.9, 10, 70, 20],
+                      [10, 49.5, 30, 50], [5, 5, 5, 5], [12.7, 30.1, 41.01, 47.99], [1, 1, 2, 2],
+                      [60.5, 41, 95, 77],   # beyond the frame: cut at its edge as slicing does
+                      [-3, 4, 20, 30]], np.float32)   # negative corner: sliced one by one
+    for stride in (1, 3, 4):
+        for rows, source in ((list(range(9)), masks), ([0, 2, 9], masks), ([1, 6], masks[:, :, ::-1])):
+            batched = grid_masks(source, boxes, rows, stride)
+            for k, grid in zip(rows, batched):
+                one = grid_mask(source[k], boxes[k], stride)
+                assert (grid.x, grid.y, grid.area, grid.rect) == (one.x, one.y, one.area, one.rect)
+                assert grid.bits.shape == one.bits.shape and np.array_equal(grid.bits, one.bits)
+                assert grid.bits.flags.c_contiguous

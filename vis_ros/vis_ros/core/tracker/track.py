@@ -13,7 +13,7 @@ import numpy as np
 
 from vis_ros.core.tracker.observations import Observations
 from vis_ros.core.tracker.region import GridMask
-from vis_ros.core.types import Track, TrackState, readonly_view
+from vis_ros.core.types import Track, TrackState
 
 
 class TrackRecord:
@@ -45,20 +45,21 @@ class TrackRecord:
         self.detection_index = -1
         self._predicted: tuple = ()   # (position, crop, mask) of the last predicted_mask, reused
 
-    def predicted_mask(self, height: int, width: int, center) -> np.ndarray:
+    def predicted_mask(self, height: int, width: int, center: tuple[float, float]) -> np.ndarray:
         """Full-frame mask: the last seen mask moved to the predicted box `center` (x, y), clipped.
 
         The displacement since last seen is camera and object motion together; the mask moves by
         translation only, which is what matters for association between consecutive frames.
         """
-        displacement = np.asarray(center, np.float64) - self.seen_center
-        x, y = np.round(self.origin + displacement).astype(int).tolist()
+        (ox, oy), (sx, sy) = self.origin.tolist(), self.seen_center.tolist()
+        # the float64 sums numpy would make, rounded half to even as np.round does
+        x, y = round(ox + (center[0] - sx)), round(oy + (center[1] - sy))
         h, w = self.crop.shape
         key = (x, y, height, width)
         if self._predicted and self._predicted[0] == key and self._predicted[1] is self.crop:
             return self._predicted[2]   # a LOST track that has stopped moving: the same (read-only) mask
-        out = np.zeros((height, width), bool)
         x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+        out = np.zeros((height, width), bool)
         if x2 > x1 and y2 > y1:
             out[y1:y2, x1:x2] = self.crop[y1 - y:y2 - y, x1 - x:x2 - x]
         out.flags.writeable = False
@@ -71,37 +72,40 @@ class TrackRecord:
         The Kalman update and the appearance memory update are done by the tracker, batched
         (so is `observe_many`, the same for many tracks at once).
         """
-        box = obs.boxes[j]
-        self._take(obs, j, stamp_ns, np.trunc(box[:2]).astype(np.float64),
-                   ((box[:2] + box[2:]) / 2).astype(np.float64))
+        TrackRecord.observe_many([self], obs, [j], stamp_ns)
 
-    def _take(self, obs: Observations, j: int, stamp_ns: int, origin: np.ndarray, center: np.ndarray) -> None:
+    def _take(self, obs: Observations, j: int, stamp_ns: int, origin: np.ndarray, center: np.ndarray,
+              score: float, index: int, cls: int) -> None:
         # keep a view of the caller's mask; it is cropped and copied only if the track goes LOST,
         # so a matched track costs no copy and a LOST one does not keep a whole frame alive
-        self.source = obs.masks[obs.index[j]]
+        self.source = obs.masks[index]
         self.origin = origin   # top-left pixel: the box corner truncated as int() does
         self.seen_center = center
         self.anchor = center
         self.grid = obs.grids[j]
         self.box = obs.boxes[j]
-        self.score = float(obs.scores[j])
-        self.detection_index = int(obs.index[j])
+        self.score = score
+        self.detection_index = index
         self.hits += 1
         self.streak += 1
         self.frames_since_seen = 0
         self.last_seen_ns = stamp_ns
-        cls = int(obs.class_ids[j])
-        self.votes[cls] = self.votes.get(cls, 0.0) + max(self.score, 1e-3)
-        self.class_id = max(self.votes, key=self.votes.get)
+        votes = self.votes
+        votes[cls] = votes.get(cls, 0.0) + max(score, 1e-3)
+        self.class_id = max(votes, key=votes.get)
 
     @staticmethod
     def observe_many(tracks: list['TrackRecord'], obs: Observations, rows: list[int], stamp_ns: int) -> None:
-        """`observe` for many tracks: tracks[k] takes instance rows[k] (box arithmetic batched)."""
+        """`observe` for many tracks: tracks[k] takes instance rows[k] (numpy work batched)."""
         boxes = obs.boxes[rows]
         origins = np.trunc(boxes[:, :2]).astype(np.float64)
         centers = ((boxes[:, :2] + boxes[:, 2:]) / 2).astype(np.float64)
-        for track, j, origin, center in zip(tracks, rows, origins, centers):
-            track._take(obs, j, stamp_ns, origin, center)
+        # plain Python numbers, once for all tracks (the same values float() / int() give one by one)
+        scores, indices = obs.scores[rows].tolist(), obs.index[rows].tolist()
+        classes = obs.class_ids[rows].tolist()
+        for track, j, origin, center, score, index, cls in zip(tracks, rows, origins, centers, scores,
+                                                               indices, classes):
+            track._take(obs, j, stamp_ns, origin, center, score, index, cls)
 
     def adopt(self, young: 'TrackRecord') -> None:
         """Take over the hits of a younger track that was this object all along.
@@ -126,15 +130,16 @@ class TrackRecord:
                  kalman_box_cov: np.ndarray) -> Track:
         """Return the public, frozen view of this track for this step's output.
 
-        Every field is valid by construction (box: a float32 (4,) row of validated Instances boxes
-        or of a prediction; mask: a validated Instances mask or `predicted_mask`; the Kalman box
-        and its covariance: read-only rows of kalman.box_estimates), so Track's checks, a third of
-        the output's cost at 50 tracks, are skipped; its read-only views are kept.
+        Every field is valid by construction and already a read-only view (box: a float32 (4,) row
+        of this step's read-only Observations.boxes or predicted boxes; mask: a row of the
+        validated, read-only Instances.masks or `predicted_mask`; the Kalman box and its
+        covariance: read-only rows of kalman.box_estimates), so Track's checks, a third of the
+        output's cost at 50 tracks, are skipped.
         test_core_tracker_fast_paths checks the result equals the checked construction.
         """
         track = _new_track(Track)
         for setter, value in zip(_TRACK_SETTERS, (
-                self.track_id, self.state, readonly_view(self.box), readonly_view(mask), self.score,
+                self.track_id, self.state, self.box, mask, self.score,
                 self.class_id, self.age, self.hits, self.frames_since_seen, velocity, self.detection_index,
                 kalman_box, kalman_box_cov)):
             setter(track, value)

@@ -207,10 +207,11 @@ class Tracker:
         lost = np.array([t.state == TrackState.LOST for t in self._tracks], bool)
         features = association.pair_features(self._tracks, self._means, obs, cfg, stamp_ns, lost)
         overlap = association.overlap_similarity(features, cfg, lost)
-        by_state = {state: [i for i, t in enumerate(self._tracks) if t.state == state]
-                    for state in (TrackState.CONFIRMED, TrackState.LOST, TrackState.TENTATIVE)}
-        high = [j for j in range(len(obs)) if obs.scores[j] >= cfg.high_score]
-        low = [j for j in range(len(obs)) if obs.scores[j] < cfg.high_score]
+        by_state = {TrackState.CONFIRMED: [], TrackState.LOST: [], TrackState.TENTATIVE: []}
+        for i, track in enumerate(self._tracks):
+            by_state[track.state].append(i)
+        is_high = obs.scores >= cfg.high_score
+        high, low = np.flatnonzero(is_high).tolist(), np.flatnonzero(~is_high).tolist()
         matches: dict[int, int] = {}
 
         def run(similarity, rows, cols, threshold):
@@ -223,7 +224,8 @@ class Tracker:
         # where its prediction says, and must be able to win its instance back from a neighbour
         visible = by_state[TrackState.CONFIRMED] + by_state[TrackState.LOST]
         run(overlap, visible, high, cfg.match_threshold)
-        run(association.low_score_similarity(features, cfg), visible, low, cfg.low_score_iou)
+        if low:   # (each stage's similarity is computed only when the stage has rows and columns)
+            run(association.low_score_similarity(features, cfg), visible, low, cfg.low_score_iou)
         if by_state[TrackState.LOST]:
             run(association.reentry_similarity(features, cfg, lost), by_state[TrackState.LOST], high,
                 cfg.match_threshold)
@@ -310,6 +312,7 @@ class Tracker:
         """
         ended, alive = [], []
         predicted = kalman.xyah_to_xyxy(self._means)
+        predicted.flags.writeable = False   # its rows become LOST tracks' output boxes
         for i, track in enumerate(self._tracks):
             if i in retired:
                 ended.append(track.track_id)
