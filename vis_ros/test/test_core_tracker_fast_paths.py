@@ -104,3 +104,44 @@ def test_grid_masks_equal_grid_mask_one_by_one():
                 assert (grid.x, grid.y, grid.area, grid.rect) == (one.x, one.y, one.area, one.rect)
                 assert grid.bits.shape == one.bits.shape and np.array_equal(grid.bits, one.bits)
                 assert grid.bits.flags.c_contiguous
+
+
+def test_mask_pool_reuses_a_buffer_only_when_no_view_is_alive():
+    from vis_ros.core.tracker.maskpool import MaskPool
+    pool = MaskPool()
+    first = pool.take(6, 8, (1, 3, 2, 5))
+    first[1:3, 2:5] = True
+    held = first.view()
+    held.flags.writeable = False
+    del first
+    second = pool.take(6, 8, (0, 1, 0, 1))
+    assert not np.shares_memory(second, held) and pool.size == 2 and held[1:3, 2:5].all()
+    del second
+    part = held[1:2]          # a view of the view still holds the buffer
+    del held
+    third = pool.take(6, 8, (0, 0, 0, 0))
+    assert not np.shares_memory(third, part) and not third.any()
+    del part, third
+    reused = pool.take(6, 8, (0, 0, 0, 0))
+    assert pool.size == 2 and not reused.any()   # the written rectangle was cleared
+    assert pool.take(7, 8, (0, 0, 0, 0)).shape == (7, 8)   # another frame size: a new buffer
+
+
+def test_predicted_masks_held_by_the_caller_are_never_overwritten():
+    scene = make_scene('occlusion', seed=3, num_frames=60)
+    stream = list(iter_noisy_instances(scene, seed=3))
+    pooled, plain = Tracker(TrackerConfig()), Tracker(TrackerConfig())
+    plain._mask_pool = None   # predicted_mask allocates every mask anew
+    held, copies, lost = [], [], 0
+    for t, instances in enumerate(stream):
+        out, fresh = pooled.step(instances, scene.stamps_ns[t]), plain.step(instances, scene.stamps_ns[t])
+        for a, b in zip(out.tracks, fresh.tracks):
+            assert np.array_equal(a.mask, b.mask) and not a.mask.flags.writeable
+            lost += a.state == TrackState.LOST
+        if t % 3 == 0:            # keep some steps' outputs alive, drop the others
+            held.append(out)
+            copies.append([tr.mask.copy() for tr in out.tracks])
+    assert lost > 10
+    for out, masks in zip(held, copies):
+        assert all(np.array_equal(tr.mask, m) for tr, m in zip(out.tracks, masks))
+    assert pooled._mask_pool.size <= 64

@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from vis_ros.core.tracker.maskpool import MaskPool
 from vis_ros.core.tracker.observations import Observations
 from vis_ros.core.tracker.region import GridMask
 from vis_ros.core.types import Track, TrackState
@@ -45,11 +46,13 @@ class TrackRecord:
         self.detection_index = -1
         self._predicted: tuple = ()   # (position, crop, mask) of the last predicted_mask, reused
 
-    def predicted_mask(self, height: int, width: int, center: tuple[float, float]) -> np.ndarray:
+    def predicted_mask(self, height: int, width: int, center: tuple[float, float],
+                       pool: Optional[MaskPool] = None) -> np.ndarray:
         """Full-frame mask: the last seen mask moved to the predicted box `center` (x, y), clipped.
 
         The displacement since last seen is camera and object motion together; the mask moves by
         translation only, which is what matters for association between consecutive frames.
+        pool: where the full-frame array comes from (the tracker's reused buffers), else a new one.
         """
         (ox, oy), (sx, sy) = self.origin.tolist(), self.seen_center.tolist()
         # the float64 sums numpy would make, rounded half to even as np.round does
@@ -59,9 +62,13 @@ class TrackRecord:
         if self._predicted and self._predicted[0] == key and self._predicted[1] is self.crop:
             return self._predicted[2]   # a LOST track that has stopped moving: the same (read-only) mask
         x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
-        out = np.zeros((height, width), bool)
+        if pool is None:
+            out = np.zeros((height, width), bool)
+        else:
+            out = pool.take(height, width, (y1, max(y2, y1), x1, max(x2, x1)))
         if x2 > x1 and y2 > y1:
             out[y1:y2, x1:x2] = self.crop[y1 - y:y2 - y, x1 - x:x2 - x]
+        out = out.view()   # read-only views only: a pool buffer is reused once none is alive
         out.flags.writeable = False
         self._predicted = (key, self.crop, out)
         return out

@@ -41,6 +41,7 @@ from vis_ros.core.tracker import appearance, association, kalman
 from vis_ros.core.tracker.camera_motion import (CameraMotionEstimator, as_homography, is_identity,
                                                 local_jacobians, warp_points)
 from vis_ros.core.tracker.config import TrackerConfig
+from vis_ros.core.tracker.maskpool import MaskPool
 from vis_ros.core.tracker.observations import Observations, observe
 from vis_ros.core.tracker.region import grid_iou
 from vis_ros.core.tracker.track import TrackRecord
@@ -59,6 +60,7 @@ class Tracker:
         self._tracks: list[TrackRecord] = []
         self._clear_states()
         self._pending_ended: list[int] = []
+        self._mask_pool = MaskPool()   # full-frame buffers of LOST tracks' predicted masks
         self._camera = CameraMotionEstimator(self.config.camera_motion, self.config.camera_motion_width)
         self._last_stamp: Optional[int] = None
         self._image_size: Optional[tuple[int, int]] = None
@@ -74,6 +76,7 @@ class Tracker:
         self._pending_ended.extend(t.track_id for t in self._tracks)
         self._tracks = []
         self._clear_states()
+        self._mask_pool.clear()
         self._camera.reset()
         self._last_stamp = None
         self._image_size = None
@@ -364,7 +367,7 @@ class Tracker:
             if track.detection_index >= 0:
                 mask = instances.masks[track.detection_index]
             else:
-                mask = track.predicted_mask(height, width, center)
+                mask = track.predicted_mask(height, width, center, self._mask_pool)
             out.append(track.snapshot(mask, tuple(velocity), box, box_cov))
         ended_ids = tuple(sorted(self._pending_ended + ended))
         self._pending_ended = []
