@@ -45,28 +45,27 @@ def test_observe_many_equals_observe_one_by_one():
     instances = next(iter_noisy_instances(scene, seed=1))
     obs = observe(instances, None, 4, 0.1, 0.1)
     rows = list(range(len(obs)))
-    one = [TrackRecord(k + 1, np.zeros(8), np.eye(8), 0) for k in rows]
-    many = [TrackRecord(k + 1, np.zeros(8), np.eye(8), 0) for k in rows]
+    one = [TrackRecord(k + 1, 0) for k in rows]
+    many = [TrackRecord(k + 1, 0) for k in rows]
     for track, j in zip(one, rows):
         track.observe(obs, j, 5)
     TrackRecord.observe_many(many, obs, rows, 5)
     for a, b in zip(one, many):
-        for name in ('origin', 'seen_center', 'anchor', 'box', 'score', 'detection_index', 'votes', 'hits'):
+        for name in ('origin', 'seen_center', 'anchor', 'box', 'score', 'detection_index', 'votes', 'hits',
+                     'class_id'):
             assert np.array_equal(getattr(a, name), getattr(b, name)), name
 
 
 def test_predicted_mask_reuse_matches_a_fresh_prediction():
-    record = TrackRecord(1, np.zeros(8), np.eye(8), 0)
+    record = TrackRecord(1, 0)
     record.crop = np.ones((5, 7), bool)
     record.origin, record.seen_center = np.array([10.0, 20.0]), np.array([13.5, 22.5])
-    record.mean = np.array([13.5, 22.5, 1.4, 5, 0, 0, 0, 0])
-    first = record.predicted_mask(40, 50)
-    assert record.predicted_mask(40, 50) is first            # not moved: reused
-    record.mean = record.mean + [3, 0, 0, 0, 0, 0, 0, 0]
-    moved = record.predicted_mask(40, 50)
+    first = record.predicted_mask(40, 50, (13.5, 22.5))
+    assert record.predicted_mask(40, 50, (13.5, 22.5)) is first   # not moved: reused
+    moved = record.predicted_mask(40, 50, (16.5, 22.5))
     assert moved is not first and moved[20:25, 13:20].all() and moved.sum() == 35
     record.crop = np.ones((2, 2), bool)                       # a new crop is never served the old mask
-    assert record.predicted_mask(40, 50).sum() == 4
+    assert record.predicted_mask(40, 50, (16.5, 22.5)).sum() == 4
 
 
 def test_distances_equal_numpy_norm():
@@ -87,3 +86,62 @@ def test_batched_kalman_boxes_equal_one_by_one():
         assert np.array_equal(box, boxes[k]) and np.array_equal(box_cov, box_covs[k])
         assert np.allclose(box_cov, box_cov.T)
     assert box_estimates(np.zeros((0, 8)), np.zeros((0, 8, 8)))[0].shape == (0, 4)
+
+
+def test_grid_masks_equal_grid_mask_one_by_one():
+    from vis_ros.core.tracker.region import grid_masks
+    rng = np.random.default_rng(5)
+    masks = rng.random((10, 50, 70)) > 0.5
+    boxes = np.array([[0, 0, 70, 50], [3.5, 2.2, 9.9, 8.1], [66.3, 45.2, 70, 50], [69.9, 10, 70, 20],
+                      [10, 49.5, 30, 50], [5, 5, 5, 5], [12.7, 30.1, 41.01, 47.99], [1, 1, 2, 2],
+                      [60.5, 41, 95, 77],   # beyond the frame: cut at its edge as slicing does
+                      [-3, 4, 20, 30]], np.float32)   # negative corner: sliced one by one
+    for stride in (1, 3, 4):
+        for rows, source in ((list(range(9)), masks), ([0, 2, 9], masks), ([1, 6], masks[:, :, ::-1])):
+            batched = grid_masks(source, boxes, rows, stride)
+            for k, grid in zip(rows, batched):
+                one = grid_mask(source[k], boxes[k], stride)
+                assert (grid.x, grid.y, grid.area, grid.rect) == (one.x, one.y, one.area, one.rect)
+                assert grid.bits.shape == one.bits.shape and np.array_equal(grid.bits, one.bits)
+                assert grid.bits.flags.c_contiguous
+
+
+def test_mask_pool_reuses_a_buffer_only_when_no_view_is_alive():
+    from vis_ros.core.tracker.maskpool import MaskPool
+    pool = MaskPool()
+    first = pool.take(6, 8, (1, 3, 2, 5))
+    first[1:3, 2:5] = True
+    held = first.view()
+    held.flags.writeable = False
+    del first
+    second = pool.take(6, 8, (0, 1, 0, 1))
+    assert not np.shares_memory(second, held) and pool.size == 2 and held[1:3, 2:5].all()
+    del second
+    part = held[1:2]          # a view of the view still holds the buffer
+    del held
+    third = pool.take(6, 8, (0, 0, 0, 0))
+    assert not np.shares_memory(third, part) and not third.any()
+    del part, third
+    reused = pool.take(6, 8, (0, 0, 0, 0))
+    assert pool.size == 2 and not reused.any()   # the written rectangle was cleared
+    assert pool.take(7, 8, (0, 0, 0, 0)).shape == (7, 8)   # another frame size: a new buffer
+
+
+def test_predicted_masks_held_by_the_caller_are_never_overwritten():
+    scene = make_scene('occlusion', seed=3, num_frames=60)
+    stream = list(iter_noisy_instances(scene, seed=3))
+    pooled, plain = Tracker(TrackerConfig()), Tracker(TrackerConfig())
+    plain._mask_pool = None   # predicted_mask allocates every mask anew
+    held, copies, lost = [], [], 0
+    for t, instances in enumerate(stream):
+        out, fresh = pooled.step(instances, scene.stamps_ns[t]), plain.step(instances, scene.stamps_ns[t])
+        for a, b in zip(out.tracks, fresh.tracks):
+            assert np.array_equal(a.mask, b.mask) and not a.mask.flags.writeable
+            lost += a.state == TrackState.LOST
+        if t % 3 == 0:            # keep some steps' outputs alive, drop the others
+            held.append(out)
+            copies.append([tr.mask.copy() for tr in out.tracks])
+    assert lost > 10
+    for out, masks in zip(held, copies):
+        assert all(np.array_equal(tr.mask, m) for tr, m in zip(out.tracks, masks))
+    assert pooled._mask_pool.size <= 64

@@ -39,7 +39,9 @@ class PairFeatures:
     appearance: np.ndarray       # combined appearance similarity in [0, 1]
     appearance_known: np.ndarray  # bool: both sides have a descriptor
     class_match: np.ndarray      # bool: same class, or one side unknown (-1)
-    proximity: np.ndarray        # 1 at the predicted/last-seen position, 0 at the plausibility radius
+    # 1 at the predicted/last-seen position, 0 at the plausibility radius; only the LOST tracks'
+    # rows are computed (the only ones re-entry reads), the others are -inf
+    proximity: np.ndarray
 
     @property
     def spatial(self) -> np.ndarray:
@@ -47,11 +49,14 @@ class PairFeatures:
         return np.maximum(self.overlap, self.box_overlap)
 
 
-def pair_features(tracks: list[TrackRecord], obs: Observations, config: TrackerConfig,
-                  stamp_ns: int) -> PairFeatures:
-    """Every pair measure for this step (tracks already predicted to this step's stamp)."""
+def pair_features(tracks: list[TrackRecord], means: np.ndarray, obs: Observations, config: TrackerConfig,
+                  stamp_ns: int, lost: np.ndarray) -> PairFeatures:
+    """Every pair measure for this step.
+
+    means: (T, 8) Kalman states of `tracks`, already predicted to this step's stamp; lost: (T,)
+    bool, the LOST tracks (whose proximity is computed; the other rows are -inf, never plausible).
+    """
     stride = config.mask_stride
-    means = np.array([t.mean for t in tracks]).reshape(-1, 8)
     boxes = box_iou(xyah_to_xyxy(means), obs.boxes)
     # each last mask moves (on the grid) by its track's predicted displacement since last seen
     seen = np.array([t.seen_center for t in tracks]).reshape(-1, 2)
@@ -64,8 +69,11 @@ def pair_features(tracks: list[TrackRecord], obs: Observations, config: TrackerC
     track_class = np.array([t.class_id for t in tracks], np.int64)[:, None]
     obs_class = obs.class_ids.astype(np.int64)[None, :]
     class_match = (track_class == obs_class) | (track_class < 0) | (obs_class < 0)
-    return PairFeatures(masks, boxes, look, known, class_match,
-                        _proximity(tracks, obs, config, stamp_ns))
+    proximity = np.full((len(tracks), len(obs)), -np.inf)
+    rows = np.flatnonzero(lost)
+    if len(rows):
+        proximity[rows] = _proximity([tracks[k] for k in rows], means[rows], obs, config, stamp_ns)
+    return PairFeatures(masks, boxes, look, known, class_match, proximity)
 
 
 def _appearance(tracks, obs, config) -> tuple[np.ndarray, np.ndarray]:
@@ -77,11 +85,11 @@ def _appearance(tracks, obs, config) -> tuple[np.ndarray, np.ndarray]:
     return combined, hist_known | emb_known
 
 
-def _proximity(tracks, obs, config, stamp_ns) -> np.ndarray:
+def _proximity(tracks, means, obs, config, stamp_ns) -> np.ndarray:
     if not tracks or len(obs) == 0:
         return np.zeros((len(tracks), len(obs)))
     centers = (obs.boxes[:, :2] + obs.boxes[:, 2:]) / 2.0
-    predicted = np.array([t.mean[:2] for t in tracks])
+    predicted = means[:, :2]
     anchors = np.array([t.anchor for t in tracks])
     to_predicted = _distances(predicted, centers)
     to_anchor = _distances(anchors, centers)
@@ -125,12 +133,24 @@ def low_score_similarity(f: PairFeatures, config: TrackerConfig) -> np.ndarray:
     return np.where(allowed, spatial, GATED)
 
 
-def reentry_similarity(f: PairFeatures, config: TrackerConfig) -> np.ndarray:
-    """LOST tracks: appearance + plausible position; without appearance, the overlap similarity."""
-    plausible = (f.proximity >= 0) & f.class_match
-    by_look = 0.5 * f.appearance + 0.5 * np.maximum(f.proximity, f.spatial)
-    by_look = np.where(plausible & (f.appearance >= config.reentry_appearance), by_look, GATED)
-    return np.where(f.appearance_known, by_look, overlap_similarity(f, config, np.ones(len(f.overlap), bool)))
+def reentry_similarity(f: PairFeatures, config: TrackerConfig, lost: np.ndarray) -> np.ndarray:
+    """LOST tracks: appearance + plausible position; without appearance, the overlap similarity.
+
+    Only the rows of the LOST tracks (lost: (T,) bool) are computed; the others are GATED.
+    """
+    out = np.full(f.overlap.shape, GATED)
+    rows = np.flatnonzero(lost)
+    if len(rows):
+        f = PairFeatures(*(getattr(f, name)[rows] for name in _FIELDS))
+        plausible = (f.proximity >= 0) & f.class_match
+        by_look = 0.5 * f.appearance + 0.5 * np.maximum(f.proximity, f.spatial)
+        by_look = np.where(plausible & (f.appearance >= config.reentry_appearance), by_look, GATED)
+        by_overlap = overlap_similarity(f, config, np.ones(len(rows), bool))
+        out[rows] = np.where(f.appearance_known, by_look, by_overlap)
+    return out
+
+
+_FIELDS = ('overlap', 'box_overlap', 'appearance', 'appearance_known', 'class_match', 'proximity')
 
 
 def assign(similarity: np.ndarray, rows: list[int], cols: list[int],

@@ -14,7 +14,7 @@ import numpy as np
 from vis_ros.core.masks import box_iou
 from vis_ros.core.tracker import appearance
 from vis_ros.core.tracker.kalman import xyxy_to_xyah
-from vis_ros.core.tracker.region import GridMask, grid_mask
+from vis_ros.core.tracker.region import GridMask, grid_masks
 from vis_ros.core.types import Instances
 
 
@@ -24,7 +24,7 @@ class Observations:
 
     masks: np.ndarray                 # the caller's (N, H, W) masks (not copied)
     index: np.ndarray                 # (D,) rows of the caller's instances
-    boxes: np.ndarray                 # (D, 4) float32 xyxy
+    boxes: np.ndarray                 # (D, 4) float32 xyxy, read-only (rows become output boxes)
     xyah: np.ndarray                  # (D, 4) Kalman measurements
     scores: np.ndarray                # (D,)
     class_ids: np.ndarray             # (D,)
@@ -47,14 +47,15 @@ def observe(instances: Instances, bins: Optional[np.ndarray], stride: int, low_s
             occlusion_iou: float) -> Observations:
     """Features of the usable instances; `bins` is appearance.bin_image of the frame, or None."""
     keep, grids = [], []
-    for i in np.flatnonzero(instances.scores >= low_score):
-        grid = grid_mask(instances.masks[i], instances.boxes[i], stride)
+    rows = np.flatnonzero(instances.scores >= low_score).tolist()
+    for i, grid in zip(rows, grid_masks(instances.masks, instances.boxes, rows, stride)):
         # pixels on the grid prove the mask is not empty; otherwise look at every pixel of the box
         if grid.area or _has_pixels(instances.masks[i], instances.boxes[i]):
             keep.append(i)
             grids.append(grid)
     index = np.asarray(keep, np.int64)
     boxes = instances.boxes[index]
+    boxes.flags.writeable = False
     histograms = appearance.histograms(bins, grids) if bins is not None else None
     embeddings = None
     if instances.embeddings is not None and instances.embeddings.shape[1] > 0:

@@ -1,8 +1,9 @@
 """Mutable per-track state inside the tracker (the public, frozen view is core.types.Track).
 
-A record keeps what the tracker needs between frames: the Kalman state, the last seen mask (as a
-full-resolution crop for output and as a reduced GridMask for association), where the object was
-last seen (moved along with the camera), the appearance memories and the class votes.
+A record keeps what the tracker needs between frames: the last seen mask (as a full-resolution
+crop for output and as a reduced GridMask for association), where the object was last seen (moved
+along with the camera), the appearance memories and the class votes. The Kalman states of all
+tracks are kept by the tracker, stacked (one batched filter step per frame).
 """
 from __future__ import annotations
 
@@ -10,25 +11,25 @@ from typing import Optional
 
 import numpy as np
 
-from vis_ros.core.tracker.kalman import box_estimate
+from vis_ros.core.tracker.maskpool import MaskPool
 from vis_ros.core.tracker.observations import Observations
 from vis_ros.core.tracker.region import GridMask
-from vis_ros.core.types import Track, TrackState, readonly_view
+from vis_ros.core.types import Track, TrackState
 
 
 class TrackRecord:
     """One track's life: counters, last observation, memories and votes."""
 
-    __slots__ = ('track_id', 'born_ns', 'state', 'mean', 'cov', 'hits', 'age', 'frames_since_seen', 'streak',
+    __slots__ = ('track_id', 'born_ns', 'state', 'class_id', 'hits', 'age', 'frames_since_seen', 'streak',
                  'last_seen_ns', 'score', 'votes', 'histogram', 'embedding', 'grid', 'crop',
                  'source', 'origin', 'seen_center', 'anchor', 'box', 'detection_index', '_predicted')
 
-    def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray, born_ns: int):
-        """Start a TENTATIVE track with a Kalman state; `observe` fills in the rest."""
+    def __init__(self, track_id: int, born_ns: int):
+        """Start a TENTATIVE track; `observe` fills in the rest."""
         self.track_id = track_id
         self.born_ns = born_ns
         self.state = TrackState.TENTATIVE
-        self.mean, self.cov = mean, cov
+        self.class_id = -1   # the class with the highest score-weighted vote (first voted wins a tie)
         self.hits = self.age = self.frames_since_seen = self.streak = 0
         self.last_seen_ns = 0
         self.score = 0.0
@@ -45,33 +46,29 @@ class TrackRecord:
         self.detection_index = -1
         self._predicted: tuple = ()   # (position, crop, mask) of the last predicted_mask, reused
 
-    @property
-    def class_id(self) -> int:
-        """The class with the highest score-weighted vote (first voted wins a tie)."""
-        if not self.votes:
-            return -1
-        return max(self.votes, key=self.votes.get)
+    def predicted_mask(self, height: int, width: int, center: tuple[float, float],
+                       pool: Optional[MaskPool] = None) -> np.ndarray:
+        """Full-frame mask: the last seen mask moved to the predicted box `center` (x, y), clipped.
 
-    @property
-    def displacement(self) -> np.ndarray:
-        """Give how far the last seen mask must move to sit at the predicted center (pixels).
-
-        Camera and object motion together; the mask moves by translation only, which is what
-        matters for association between consecutive frames.
+        The displacement since last seen is camera and object motion together; the mask moves by
+        translation only, which is what matters for association between consecutive frames.
+        pool: where the full-frame array comes from (the tracker's reused buffers), else a new one.
         """
-        return self.mean[:2] - self.seen_center
-
-    def predicted_mask(self, height: int, width: int) -> np.ndarray:
-        """Full-frame mask: the last seen mask moved by the predicted displacement, clipped."""
-        x, y = np.round(self.origin + self.displacement).astype(int).tolist()
+        (ox, oy), (sx, sy) = self.origin.tolist(), self.seen_center.tolist()
+        # the float64 sums numpy would make, rounded half to even as np.round does
+        x, y = round(ox + (center[0] - sx)), round(oy + (center[1] - sy))
         h, w = self.crop.shape
         key = (x, y, height, width)
         if self._predicted and self._predicted[0] == key and self._predicted[1] is self.crop:
             return self._predicted[2]   # a LOST track that has stopped moving: the same (read-only) mask
-        out = np.zeros((height, width), bool)
         x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+        if pool is None:
+            out = np.zeros((height, width), bool)
+        else:
+            out = pool.take(height, width, (y1, max(y2, y1), x1, max(x2, x1)))
         if x2 > x1 and y2 > y1:
             out[y1:y2, x1:x2] = self.crop[y1 - y:y2 - y, x1 - x:x2 - x]
+        out = out.view()   # read-only views only: a pool buffer is reused once none is alive
         out.flags.writeable = False
         self._predicted = (key, self.crop, out)
         return out
@@ -82,40 +79,46 @@ class TrackRecord:
         The Kalman update and the appearance memory update are done by the tracker, batched
         (so is `observe_many`, the same for many tracks at once).
         """
-        box = obs.boxes[j]
-        self._take(obs, j, stamp_ns, np.trunc(box[:2]).astype(np.float64),
-                   ((box[:2] + box[2:]) / 2).astype(np.float64))
+        TrackRecord.observe_many([self], obs, [j], stamp_ns)
 
-    def _take(self, obs: Observations, j: int, stamp_ns: int, origin: np.ndarray, center: np.ndarray) -> None:
+    def _take(self, obs: Observations, j: int, stamp_ns: int, origin: np.ndarray, center: np.ndarray,
+              score: float, index: int, cls: int) -> None:
         # keep a view of the caller's mask; it is cropped and copied only if the track goes LOST,
         # so a matched track costs no copy and a LOST one does not keep a whole frame alive
-        self.source = obs.masks[obs.index[j]]
+        self.source = obs.masks[index]
         self.origin = origin   # top-left pixel: the box corner truncated as int() does
         self.seen_center = center
         self.anchor = center
         self.grid = obs.grids[j]
         self.box = obs.boxes[j]
-        self.score = float(obs.scores[j])
-        self.detection_index = int(obs.index[j])
+        self.score = score
+        self.detection_index = index
         self.hits += 1
         self.streak += 1
         self.frames_since_seen = 0
         self.last_seen_ns = stamp_ns
-        cls = int(obs.class_ids[j])
-        self.votes[cls] = self.votes.get(cls, 0.0) + max(self.score, 1e-3)
+        votes = self.votes
+        votes[cls] = votes.get(cls, 0.0) + max(score, 1e-3)
+        self.class_id = max(votes, key=votes.get)
 
     @staticmethod
     def observe_many(tracks: list['TrackRecord'], obs: Observations, rows: list[int], stamp_ns: int) -> None:
-        """`observe` for many tracks: tracks[k] takes instance rows[k] (box arithmetic batched)."""
+        """`observe` for many tracks: tracks[k] takes instance rows[k] (numpy work batched)."""
         boxes = obs.boxes[rows]
         origins = np.trunc(boxes[:, :2]).astype(np.float64)
         centers = ((boxes[:, :2] + boxes[:, 2:]) / 2).astype(np.float64)
-        for track, j, origin, center in zip(tracks, rows, origins, centers):
-            track._take(obs, j, stamp_ns, origin, center)
+        # plain Python numbers, once for all tracks (the same values float() / int() give one by one)
+        scores, indices = obs.scores[rows].tolist(), obs.index[rows].tolist()
+        classes = obs.class_ids[rows].tolist()
+        for track, j, origin, center, score, index, cls in zip(tracks, rows, origins, centers, scores,
+                                                               indices, classes):
+            track._take(obs, j, stamp_ns, origin, center, score, index, cls)
 
     def adopt(self, young: 'TrackRecord') -> None:
-        """Take over the motion state and hits of a younger track that was this object all along."""
-        self.mean, self.cov = young.mean.copy(), young.cov.copy()
+        """Take over the hits of a younger track that was this object all along.
+
+        The tracker moves the young track's Kalman state to this one's row.
+        """
         self.hits += young.hits
         self.streak = young.streak
 
@@ -130,26 +133,28 @@ class TrackRecord:
         self.streak = 0
         self.detection_index = -1
 
-    def snapshot(self, mask: np.ndarray, kalman_box: Optional[np.ndarray] = None,
-                 kalman_box_cov: Optional[np.ndarray] = None) -> Track:
+    def snapshot(self, mask: np.ndarray, velocity: tuple[float, float], kalman_box: np.ndarray,
+                 kalman_box_cov: np.ndarray) -> Track:
         """Return the public, frozen view of this track for this step's output.
 
-        Every field is valid by construction (box: a float32 (4,) row of validated Instances boxes
-        or of a prediction; mask: a validated Instances mask or `predicted_mask`), so Track's
-        checks, a third of the output's cost at 50 tracks, are skipped; its read-only views are
-        kept. test_core_tracker_fast_paths checks the result equals the checked construction.
+        Every field is valid by construction and already a read-only view (box: a float32 (4,) row
+        of this step's read-only Observations.boxes or predicted boxes; mask: a row of the
+        validated, read-only Instances.masks or `predicted_mask`; the Kalman box and its
+        covariance: read-only rows of kalman.box_estimates), so Track's checks, a third of the
+        output's cost at 50 tracks, are skipped.
+        test_core_tracker_fast_paths checks the result equals the checked construction.
         """
-        track = object.__new__(Track)
-        if kalman_box is None:   # the tracker passes them batched and read-only (kalman.box_estimates)
-            kalman_box, kalman_box_cov = (readonly_view(a) for a in box_estimate(self.mean, self.cov))
-        values = (self.track_id, self.state, readonly_view(self.box), readonly_view(mask), self.score,
-                  self.class_id, self.age, self.hits, self.frames_since_seen,
-                  (float(self.mean[4]), float(self.mean[5])), self.detection_index,
-                  kalman_box, kalman_box_cov)
-        for name, value in zip(_TRACK_FIELDS, values):
-            object.__setattr__(track, name, value)
+        track = _new_track(Track)
+        for setter, value in zip(_TRACK_SETTERS, (
+                self.track_id, self.state, self.box, mask, self.score,
+                self.class_id, self.age, self.hits, self.frames_since_seen, velocity, self.detection_index,
+                kalman_box, kalman_box_cov)):
+            setter(track, value)
         return track
 
 
 _TRACK_FIELDS = ('track_id', 'state', 'box', 'mask', 'score', 'class_id', 'age', 'hits', 'frames_since_seen',
                  'velocity', 'detection_index', 'kalman_box', 'kalman_box_cov')
+# the slot descriptors' setters: what object.__setattr__ ends up calling on a frozen Track, directly
+_TRACK_SETTERS = tuple(Track.__dict__[name].__set__ for name in _TRACK_FIELDS)
+_new_track = object.__new__

@@ -41,6 +41,7 @@ from vis_ros.core.tracker import appearance, association, kalman
 from vis_ros.core.tracker.camera_motion import (CameraMotionEstimator, as_homography, is_identity,
                                                 local_jacobians, warp_points)
 from vis_ros.core.tracker.config import TrackerConfig
+from vis_ros.core.tracker.maskpool import MaskPool
 from vis_ros.core.tracker.observations import Observations, observe
 from vis_ros.core.tracker.region import grid_iou
 from vis_ros.core.tracker.track import TrackRecord
@@ -57,7 +58,9 @@ class Tracker:
             raise InputError(f'Tracker needs a TrackerConfig, got {type(self.config).__name__}')
         self._next_id = 1
         self._tracks: list[TrackRecord] = []
+        self._clear_states()
         self._pending_ended: list[int] = []
+        self._mask_pool = MaskPool()   # full-frame buffers of LOST tracks' predicted masks
         self._camera = CameraMotionEstimator(self.config.camera_motion, self.config.camera_motion_width)
         self._last_stamp: Optional[int] = None
         self._image_size: Optional[tuple[int, int]] = None
@@ -72,10 +75,23 @@ class Tracker:
         """
         self._pending_ended.extend(t.track_id for t in self._tracks)
         self._tracks = []
+        self._clear_states()
+        self._mask_pool.clear()
         self._camera.reset()
         self._last_stamp = None
         self._image_size = None
         self._previous_boxes = np.zeros((0, 4), np.float32)
+
+    def _clear_states(self) -> None:
+        # Kalman states of all tracks, row k for self._tracks[k], stacked once for the batched
+        # filter (not gathered from and scattered back to the records several times a step)
+        self._means = np.zeros((0, 8))
+        self._covs = np.zeros((0, 8, 8))
+
+    def _keep(self, rows: list[int]) -> None:
+        """Keep only the tracks at `rows` (in that order), with their Kalman states."""
+        self._tracks = [self._tracks[k] for k in rows]
+        self._means, self._covs = self._means[rows].reshape(-1, 8), self._covs[rows].reshape(-1, 8, 8)
 
     @property
     def next_id(self) -> int:
@@ -167,8 +183,7 @@ class Tracker:
     def _predict(self, dt: float, homography: Optional[np.ndarray]) -> None:
         if not self._tracks:
             return
-        means = np.array([t.mean for t in self._tracks])
-        covs = np.array([t.cov for t in self._tracks])
+        means, covs = self._means, self._covs
         if homography is not None:
             centers = means[:, :2]
             means, covs = kalman.warp(means, covs, local_jacobians(homography, centers),
@@ -183,8 +198,8 @@ class Tracker:
         lost = np.array([t.frames_since_seen > 0 for t in self._tracks])
         means[lost, 4:6] *= np.exp(-dt / self.config.lost_velocity_decay_s)
         means[lost, 6:] = 0.0
-        for track, mean, cov in zip(self._tracks, means, covs):
-            track.mean, track.cov = mean, cov
+        self._means, self._covs = means, covs
+        for track in self._tracks:
             track.age += 1
 
     # --- association -----------------------------------------------------------------------
@@ -192,13 +207,14 @@ class Tracker:
     def _associate(self, obs: Observations, stamp_ns: int) -> tuple[dict[int, int], set[int]]:
         """Stage the matching; return {track position: observation row} and retired positions."""
         cfg = self.config
-        features = association.pair_features(self._tracks, obs, cfg, stamp_ns)
         lost = np.array([t.state == TrackState.LOST for t in self._tracks], bool)
+        features = association.pair_features(self._tracks, self._means, obs, cfg, stamp_ns, lost)
         overlap = association.overlap_similarity(features, cfg, lost)
-        by_state = {state: [i for i, t in enumerate(self._tracks) if t.state == state]
-                    for state in (TrackState.CONFIRMED, TrackState.LOST, TrackState.TENTATIVE)}
-        high = [j for j in range(len(obs)) if obs.scores[j] >= cfg.high_score]
-        low = [j for j in range(len(obs)) if obs.scores[j] < cfg.high_score]
+        by_state = {TrackState.CONFIRMED: [], TrackState.LOST: [], TrackState.TENTATIVE: []}
+        for i, track in enumerate(self._tracks):
+            by_state[track.state].append(i)
+        is_high = obs.scores >= cfg.high_score
+        high, low = np.flatnonzero(is_high).tolist(), np.flatnonzero(~is_high).tolist()
         matches: dict[int, int] = {}
 
         def run(similarity, rows, cols, threshold):
@@ -211,9 +227,11 @@ class Tracker:
         # where its prediction says, and must be able to win its instance back from a neighbour
         visible = by_state[TrackState.CONFIRMED] + by_state[TrackState.LOST]
         run(overlap, visible, high, cfg.match_threshold)
-        run(association.low_score_similarity(features, cfg), visible, low, cfg.low_score_iou)
-        run(association.reentry_similarity(features, cfg), by_state[TrackState.LOST], high,
-            cfg.match_threshold)
+        if low:   # (each stage's similarity is computed only when the stage has rows and columns)
+            run(association.low_score_similarity(features, cfg), visible, low, cfg.low_score_iou)
+        if by_state[TrackState.LOST]:
+            run(association.reentry_similarity(features, cfg, lost), by_state[TrackState.LOST], high,
+                cfg.match_threshold)
         run(overlap, by_state[TrackState.TENTATIVE], high, cfg.match_threshold)
         return matches, self._reclaim(matches, features, obs, stamp_ns)
 
@@ -243,6 +261,7 @@ class Tracker:
                 continue
             owner = max(owners, key=lambda k: (features.appearance[k, j], -k))
             self._tracks[owner].adopt(young)
+            self._means[owner], self._covs[owner] = self._means[i], self._covs[i]
             matches[owner] = matches.pop(i)
             lost.remove(owner)
             retired.add(i)
@@ -254,12 +273,10 @@ class Tracker:
         rows = sorted(matches)
         tracks = [self._tracks[i] for i in rows]
         measurements = obs.xyah[[matches[i] for i in rows]]
-        means, covs = kalman.update(np.array([t.mean for t in tracks]),
-                                    np.array([t.cov for t in tracks]), measurements)
+        self._means[rows], self._covs[rows] = kalman.update(self._means[rows], self._covs[rows], measurements)
         cfg = self.config
         TrackRecord.observe_many(tracks, obs, [matches[i] for i in rows], stamp_ns)
-        for track, mean, cov in zip(tracks, means, covs):
-            track.mean, track.cov = mean, cov
+        for track in tracks:
             if track.state == TrackState.LOST or track.streak >= cfg.confirm_hits:
                 track.state = TrackState.CONFIRMED
         self._remember([(track, matches[row]) for track, row in zip(tracks, rows)], obs)
@@ -288,7 +305,7 @@ class Tracker:
         timeout_ns = self.config.lost_timeout_s * 1e9
         ended = [t.track_id for t in self._tracks if stamp_ns - t.last_seen_ns > timeout_ns]
         if ended:
-            self._tracks = [t for t in self._tracks if stamp_ns - t.last_seen_ns <= timeout_ns]
+            self._keep([k for k, t in enumerate(self._tracks) if stamp_ns - t.last_seen_ns <= timeout_ns])
         return ended
 
     def _handle_misses(self, matched: set[int], retired: set[int]) -> list[int]:
@@ -297,7 +314,8 @@ class Tracker:
         Timed-out tracks were already ended by `_expire`, before matching.
         """
         ended, alive = [], []
-        predicted = kalman.xyah_to_xyxy(np.array([t.mean for t in self._tracks]).reshape(-1, 8))
+        predicted = kalman.xyah_to_xyxy(self._means)
+        predicted.flags.writeable = False   # its rows become LOST tracks' output boxes
         for i, track in enumerate(self._tracks):
             if i in retired:
                 ended.append(track.track_id)
@@ -309,8 +327,9 @@ class Tracker:
                     ended.append(track.track_id)
                     continue
                 track.state = TrackState.LOST
-            alive.append(track)
-        self._tracks = alive
+            alive.append(i)
+        if len(alive) < len(self._tracks):
+            self._keep(alive)
         return ended
 
     def _birth(self, obs: Observations, taken: set[int], stamp_ns: int) -> None:
@@ -319,13 +338,13 @@ class Tracker:
         candidates = [j for j in range(len(obs)) if j not in taken and obs.scores[j] >= cfg.birth_score]
         candidates.sort(key=lambda j: (-obs.scores[j], j))
         claimed = [obs.grids[j] for j in sorted(taken)]
-        born = []
+        born, states = [], []
         for j in candidates:
             if claimed and grid_iou(claimed, [obs.grids[j]]).max() >= cfg.birth_max_overlap:
                 continue
             claimed.append(obs.grids[j])
-            means, covs = kalman.initiate(obs.xyah[[j]])
-            track = TrackRecord(self._next_id, means[0], covs[0], stamp_ns)
+            states.append(kalman.initiate(obs.xyah[[j]]))
+            track = TrackRecord(self._next_id, stamp_ns)
             self._next_id += 1
             track.age = 0   # frames since birth: 0 in the first frame (Instance.msg `age`)
             track.observe(obs, j, stamp_ns)
@@ -333,20 +352,23 @@ class Tracker:
                 track.state = TrackState.CONFIRMED
             self._tracks.append(track)
             born.append((track, j))
+        if states:
+            self._means = np.concatenate([self._means, *(m for m, _ in states)])
+            self._covs = np.concatenate([self._covs, *(c for _, c in states)])
         self._remember(born, obs)
 
     def _output(self, stamp_ns: int, instances: Instances, ended: list[int]) -> Tracks:
         height, width = instances.image_size
         out = []
-        boxes, box_covs = kalman.box_estimates(np.array([t.mean for t in self._tracks]).reshape(-1, 8),
-                                               np.array([t.cov for t in self._tracks]).reshape(-1, 8, 8))
+        boxes, box_covs = kalman.box_estimates(self._means, self._covs)
         boxes.flags.writeable = box_covs.flags.writeable = False   # rows are then read-only views
-        for track, box, box_cov in zip(self._tracks, boxes, box_covs):
+        centers, velocities = self._means[:, :2].tolist(), self._means[:, 4:6].tolist()
+        for track, box, box_cov, center, velocity in zip(self._tracks, boxes, box_covs, centers, velocities):
             if track.detection_index >= 0:
                 mask = instances.masks[track.detection_index]
             else:
-                mask = track.predicted_mask(height, width)
-            out.append(track.snapshot(mask, box, box_cov))
+                mask = track.predicted_mask(height, width, center, self._mask_pool)
+            out.append(track.snapshot(mask, tuple(velocity), box, box_cov))
         ended_ids = tuple(sorted(self._pending_ended + ended))
         self._pending_ended = []
         return Tracks(stamp_ns=stamp_ns, image_size=(height, width), tracks=tuple(out), ended_ids=ended_ids)
@@ -358,10 +380,10 @@ class Tracker:
         backend looks for each track at its Kalman prediction (no camera-motion correction: that
         is estimated inside `step`).
         """
-        rows = [t for t in self._tracks if t.state in (TrackState.CONFIRMED, TrackState.LOST)]
+        rows = [k for k, t in enumerate(self._tracks) if t.state in (TrackState.CONFIRMED, TrackState.LOST)]
         if not rows:
             return []
         dt = 0.0 if self._last_stamp is None else max(int(stamp_ns) - self._last_stamp, 0) * 1e-9
-        means, _ = kalman.predict(np.array([t.mean for t in rows]), np.array([t.cov for t in rows]), dt)
+        means, _ = kalman.predict(self._means[rows], self._covs[rows], dt)
         boxes = kalman.xyah_to_xyxy(means)
-        return [(t.track_id, t.class_id, box) for t, box in zip(rows, boxes)]
+        return [(self._tracks[k].track_id, self._tracks[k].class_id, box) for k, box in zip(rows, boxes)]
