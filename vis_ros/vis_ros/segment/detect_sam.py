@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from vis_ros.core.masks import box_iou, mask_box
-from vis_ros.core.model_paths import find_model, model_dirs
+from vis_ros.core.model_paths import ModelNotFound, find_model, model_dirs
 from vis_ros.core.options import OptionSpec, validate_options
 from vis_ros.core.prompts import Prompt, PromptSource
 from vis_ros.core.types import Frame, Instances
@@ -114,6 +114,8 @@ class DetectSamSegmenter:
         if opts['runtime'] == 'onnxruntime' and not ort_has_cuda():
             variants = {**ORT_VARIANTS, **(INT8_VARIANTS if opts['cpu_int8'] else {})}
             paths = {k: _variant(names[k], p, variants) for k, p in paths.items()}
+            if opts['cpu_int8']:
+                _require_int8(names, paths)
         kwargs = {'num_threads': opts['num_threads'], 'precision': opts['precision']}
         detector = open_model(paths['detector_model'], DETECTOR_SPEC, opts['runtime'], **kwargs)
         encoder = open_model(paths['encoder_model'], minisam.ENCODER_SPEC, opts['runtime'], **kwargs)
@@ -242,6 +244,17 @@ def _variant(name: str, path: Path, variants: Mapping[str, str]) -> Path:
         where = next((d / name for d in model_dirs() if (d / name).is_file()), path)
     made = where.parent / variants.get(where.name, where.name)
     return made if made.is_file() and made.stat().st_mtime >= where.stat().st_mtime else path
+
+
+def _require_int8(names: Mapping[str, str], paths: Mapping[str, Path]) -> None:
+    """cpu_int8 asked for: fail naming the missing variant rather than silently run float."""
+    for key in ('encoder_model', 'decoder_model'):
+        wanted = INT8_VARIANTS.get(Path(names[key]).name)
+        if wanted is not None and paths[key].name != wanted:
+            raise ModelNotFound(f'detect_sam cpu_int8: {wanted} is missing (or older than {names[key]}) '
+                                f'beside {paths[key]}; make it with `python scripts/make_sam_variants.py '
+                                f'--dir {paths[key].parent}` (scripts/fetch_models.sh runs it), or set '
+                                'cpu_int8: false')
 
 
 def _fits(mask: np.ndarray, box: np.ndarray) -> bool:
