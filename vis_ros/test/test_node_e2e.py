@@ -82,10 +82,15 @@ def _stamps(recorder):
 
 @pytest.fixture(scope='module')
 def main_node(tmp_path_factory):
+    yield from _node_rig(tmp_path_factory, 'main')
+
+
+def _node_rig(tmp_path_factory, name: str, *node_args: str, overlay: bool = True):
+    """vis_node in its own process + a recorder and a camera on a private domain; checks exit 0."""
     domain = claim_domain()
-    node = NodeProcess(tmp_path_factory.mktemp('main'), domain)
-    recorder = OutputRecorder('/vis_node', domain_id=domain, node_name='recorder_main')
-    camera = CameraSource('/test/image', domain_id=domain, node_name='camera_main')
+    node = NodeProcess(tmp_path_factory.mktemp(name), domain, *node_args)
+    recorder = OutputRecorder('/vis_node', overlay=overlay, domain_id=domain, node_name=f'recorder_{name}')
+    camera = CameraSource('/test/image', domain_id=domain, node_name=f'camera_{name}')
     try:
         assert wait_for(lambda: recorder.classes is not None, 60), node.log()
         assert camera.wait_for_subscriber(20), node.log()
@@ -178,20 +183,8 @@ def test_bad_frames_counted_and_node_keeps_going(main_node):
 
 @pytest.fixture(scope='module')
 def overload_node(tmp_path_factory):
-    domain = claim_domain()
-    node = NodeProcess(tmp_path_factory.mktemp('overload'), domain, 'max_rate_hz:=5.0',
-                       'publish_overlay:=false')
-    recorder = OutputRecorder('/vis_node', overlay=False, domain_id=domain, node_name='recorder_overload')
-    camera = CameraSource('/test/image', domain_id=domain, node_name='camera_overload')
-    try:
-        assert wait_for(lambda: recorder.classes is not None, 60), node.log()
-        assert camera.wait_for_subscriber(20), node.log()
-        yield node, recorder, camera
-    finally:
-        exit_code = node.stop()   # first: a failed wait must not leave the process behind
-        camera.close()
-        recorder.close()
-    assert exit_code == 0, node.log()
+    yield from _node_rig(tmp_path_factory, 'overload', 'max_rate_hz:=5.0', 'publish_overlay:=false',
+                         overlay=False)
 
 
 def test_overload_processes_newest_and_counts_drops(overload_node):

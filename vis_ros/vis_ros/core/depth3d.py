@@ -44,8 +44,7 @@ class DepthConfig:
     min_range_m: float = _knob(0.1, 'depth below this is invalid (m)', 0.0, 100.0)
     max_range_m: float = _knob(10.0, 'depth beyond this is invalid (m); set it to the sensor range',
                                0.1, 1000.0)
-    min_valid_pixels: int = _knob(20, 'a mask needs at least this many valid depth pixels to give '
-                                  'a '
+    min_valid_pixels: int = _knob(20, 'a mask needs at least this many valid depth pixels to give a '
                                   '3D measurement; fewer -> no measurement this frame', 1, 1000000)
     max_samples: int = _knob(1500, 'about at most this many mask pixels are read per measurement: a '
                              'mask whose box is larger is read on a grid of every k-th row and column '
