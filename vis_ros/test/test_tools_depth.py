@@ -49,6 +49,9 @@ def test_replay_fills_the_3d_block_that_rosbags_reads_strictly(depth_run):
         arrays = [store.deserialize_cdr(bytes(raw), 'vis_ros_msgs/msg/InstanceArray')   # strict
                   for _, raw, _ in reader.messages(TOPIC_INSTANCES)]
     with_3d = [i for a in arrays for i in a.instances if i.has_position_3d]
+    # tracks3d.jsonl mirrors the published 3D block (it listed unpublished tentative tracks too)
+    assert [sorted(int(k) for k in line['tracks']) for line in lines] == \
+        [sorted(i.id for i in a.instances if i.has_position_3d) for a in arrays]
     assert with_3d and all(0.5 < i.position_3d[2] < 10 for i in with_3d)
     assert all(a.class_table_version > 0 for a in arrays)
     assert json.loads((out / 'summary.json').read_text())['depth']['matched'] == N

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 import numpy as np
 
@@ -119,8 +119,12 @@ class BagDepth:
             return None
         return cls(reader, depth_topic, info_topic, out_dir, DepthConfig.from_options(depth_options))
 
-    def step(self, index: int, tracks: Tracks) -> dict:
-        """3D estimates {track id: Estimate3D} for this frame; one line of tracks3d.jsonl."""
+    def step(self, index: int, tracks: Tracks, published: Collection[int]) -> dict:
+        """3D estimates {track id: Estimate3D} for this frame; one line of tracks3d.jsonl.
+
+        Every track's filter runs (a tentative track's 3D state is ready when it is first shown), but
+        tracks3d.jsonl mirrors the published 3D block: only the `published` ids are written.
+        """
         from vis_ros.ros.depth_input import depth_image_to_numpy
         limit = tracks.stamp_ns + self._matcher.tolerance_ns   # what a live node could have by now
         end = bisect.bisect_right(self._stamps, limit)
@@ -133,13 +137,15 @@ class BagDepth:
             depth = check_depth(depth_image_to_numpy(self.reader.deserialize(*matched)))
             camera = self.camera.scaled_to(depth.shape[1], depth.shape[0])
         estimates = self._tracker.step(tracks, depth, camera)
-        self._write(index, tracks.stamp_ns, estimates)
+        self._write(index, tracks.stamp_ns, estimates, published)
         return estimates
 
-    def _write(self, index: int, stamp_ns: int, estimates: dict) -> None:
+    def _write(self, index: int, stamp_ns: int, estimates: dict, published: Collection[int]) -> None:
         lines = {}
         for track_id, est in estimates.items():
-            first = self._first_ns.setdefault(track_id, stamp_ns)
+            first = self._first_ns.setdefault(track_id, stamp_ns)   # settling counts from the first estimate
+            if track_id not in published:
+                continue
             lines[str(track_id)] = {'position': [round(float(v), 5) for v in est.position],
                                     'velocity': [round(float(v), 5) for v in est.velocity],
                                     'size': [round(float(v), 4) for v in est.size],

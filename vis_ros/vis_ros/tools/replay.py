@@ -169,7 +169,8 @@ class Replayer:
         shown = self.public.select(result.tracks,
                                    publish_tentative=bool(self.node.get('publish_tentative', False)),
                                    min_score=float(self.node.get('min_score', 0.0)))
-        estimates = self.depth.step(index, result.tracks) if self.depth else None
+        estimates = (self.depth.step(index, result.tracks, {t.track_id for t in shown.tracks})
+                     if self.depth else None)
         t2 = time.perf_counter()
         record = self.outputs.write(index, bag_time_ns, raw, msg.header, frame, shown, estimates=estimates)
         t3 = time.perf_counter()
