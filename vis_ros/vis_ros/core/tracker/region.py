@@ -46,16 +46,12 @@ def grid_masks(masks: np.ndarray, boxes: np.ndarray, rows, stride: int) -> list[
     The same numbers as one by one: boxes stay float32 (so box / stride rounds as there), and
     astype truncates like int().
     """
-    boxes = boxes[rows]
-    corners = boxes[:, :2].astype(np.int64) // stride
-    ends = np.ceil(boxes[:, 2:] / stride).astype(np.int64)
+    picked = boxes[rows]
+    corners = picked[:, :2].astype(np.int64) // stride
     if len(rows) and (corners >= 0).all() and masks.flags.c_contiguous:
+        ends = np.ceil(picked[:, 2:] / stride).astype(np.int64)
         return _gathered(masks, rows, corners, ends, stride)
-    out = []
-    for k, (gx1, gy1), (gx2, gy2) in zip(rows, corners.tolist(), ends.tolist()):
-        bits = masks[k][gy1 * stride:gy2 * stride:stride, gx1 * stride:gx2 * stride:stride]
-        out.append(GridMask(gx1, gy1, np.ascontiguousarray(bits)))
-    return out
+    return [grid_mask(masks[k], boxes[k], stride) for k in rows]   # a box past the top-left, strided masks
 
 
 def _gathered(masks: np.ndarray, rows, corners: np.ndarray, ends: np.ndarray, stride: int) -> list[GridMask]:
