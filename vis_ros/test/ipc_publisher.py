@@ -8,7 +8,6 @@ on success, 1 when no subscriber appeared or the messages were not acknowledged 
 """
 import argparse
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -47,15 +46,6 @@ def expected_frame_id(seed: int) -> str:
     return f'ipc_camera_{seed}_optical'
 
 
-def _wait(condition, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def main(argv=None) -> int:
     """Publish the messages; exit 0 once all are acknowledged."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,6 +61,7 @@ def main(argv=None) -> int:
 
     from vis_ros.ros.convert import make_header, tracks_to_instance_array
     from vis_ros.ros.qos import make_qos
+    from vis_ros.ros.recorder import wait_for
 
     messages = []
     for index in range(args.count):
@@ -81,7 +72,7 @@ def main(argv=None) -> int:
     try:
         node = rclpy.create_node(f'ipc_publisher_{args.seed}')
         publisher = node.create_publisher(InstanceArray, args.topic, make_qos('reliable', args.count))
-        if not _wait(lambda: publisher.get_subscription_count() > 0, args.timeout):
+        if not wait_for(lambda: publisher.get_subscription_count() > 0, args.timeout):
             print(f'[ipc_publisher] no subscriber on {args.topic} after {args.timeout} s', file=sys.stderr)
             return 1
         for msg in messages:

@@ -22,10 +22,12 @@ import test_node_lifecycle as lifecycle
 
 from vis_ros.core.synthetic import make_scene
 from vis_ros.ros import convert, qos
+from vis_ros.ros.recorder import wait_for
 
 pytestmark = pytest.mark.ros
 context = lifecycle.context   # a private rclpy context on this process's own DDS domain
 DT_NS = 33_333_333
+WAIT_S = 15.0   # seconds any one expected event may take on a loaded machine
 
 
 def check_contract(messages) -> set:
@@ -65,8 +67,8 @@ class Harness:
     def start(self):
         assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert wait(lambda: self.camera.get_subscription_count() > 0 and
-                    self.node._outputs.instances.get_subscription_count() > 0)
+        assert wait_for(lambda: self.camera.get_subscription_count() > 0 and
+                        self.node._outputs.instances.get_subscription_count() > 0, WAIT_S)
         return self
 
     def handled(self) -> int:
@@ -77,8 +79,8 @@ class Harness:
         """Publish one frame; return once the node handled it (and its output arrived)."""
         before, outputs, count = self.handled(), self.node._stats.processed, len(self.messages)
         self.camera.publish(convert.rgb_to_image(rgb, convert.make_header(stamp_ns, frame_id)))
-        assert wait(lambda: self.handled() > before), 'the node never handled the frame'
-        assert wait(lambda: len(self.messages) >= count + self.node._stats.processed - outputs), \
+        assert wait_for(lambda: self.handled() > before, WAIT_S), 'the node never handled the frame'
+        assert wait_for(lambda: len(self.messages) >= count + self.node._stats.processed - outputs, WAIT_S), \
             'the output never arrived'
 
     def stream(self, frames, stamps):
@@ -102,15 +104,6 @@ class Harness:
             self.node.trigger_shutdown()
         self.peer.destroy_node()
         self.node.destroy_node()
-
-
-def wait(condition, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 @pytest.fixture
@@ -177,7 +170,7 @@ def test_reconfigure_announces_ended_ids_and_never_restarts_ids(rigs, scene):
     stamps, live = rig.warm(scene, 15)
     n = len(rig.messages)
     assert rig.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert wait(lambda: len(rig.messages) == n + 1)
+    assert wait_for(lambda: len(rig.messages) == n + 1, WAIT_S)
     farewell = rig.messages[n]
     assert list(farewell.instances) == [] and set(farewell.ended_ids) == live
     assert rig.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
@@ -234,4 +227,4 @@ def test_diagnostics_flag_repeated_stamps_then_recover(rigs, scene):
     for k in range(2, 30):   # good stamps again: output resumes, the window forgets the stale frames
         rig.send(scene.frames[k], 10 ** 9 + k * DT_NS)
         time.sleep(0.05)
-    assert wait(lambda: statuses[-1].level == DiagnosticStatus.OK, 5), statuses[-1]
+    assert wait_for(lambda: statuses[-1].level == DiagnosticStatus.OK, 5), statuses[-1]
