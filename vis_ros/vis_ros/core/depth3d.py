@@ -282,11 +282,22 @@ def measure_masks(depth: np.ndarray, masks, boxes, camera: CameraIntrinsics,
 
 def _per_mask(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray, has: np.ndarray) -> np.ndarray:
     """How many of each mask's samples are flagged."""
-    if has.all():   # the usual frame: the masks' samples tile `flags`, one reduceat over their starts
-        return np.add.reduceat(flags, starts)
+    where, reduce = _segments(starts, ends, has, flags.size)
     out = np.zeros(starts.size, np.int64)
-    out[has] = _reduce(np.add, flags, _bounds(starts[has], ends[has], flags.size))
+    out[where] = reduce(np.add, flags)
     return out
+
+
+def _segments(starts: np.ndarray, ends: np.ndarray, include: np.ndarray, size: int):
+    """(rows, reduce) for per-mask reductions over the samples of the `include` masks.
+
+    reduce(ufunc, values) is ufunc over each segment [starts, ends) of the `size` values, one per
+    `include` mask (each nonempty), in order: assign it to out[rows].
+    """
+    if include.all():   # the usual frame: the segments tile the values, one reduceat over the starts
+        return slice(None), lambda ufunc, values: ufunc.reduceat(values, starts)
+    bounds = _bounds(starts[include], ends[include], size)
+    return include, lambda ufunc, values: _reduce(ufunc, values, bounds)
 
 
 def _metres(raw: np.ndarray) -> np.ndarray:
@@ -320,16 +331,7 @@ def _pixel_extent(index: np.ndarray, counts: np.ndarray, ok: np.ndarray, width: 
     rows = index // width
     cols = index - rows * width
     ends = np.cumsum(counts)
-    if ok.all():   # the usual frame: the used samples tile `index`, reduceat over the starts alone
-        starts, segment = ends - counts, slice(None)
-
-        def reduce(ufunc, values):
-            return ufunc.reduceat(values, starts)
-    else:
-        bounds, segment = _bounds((ends - counts)[ok], ends[ok], index.size), ok
-
-        def reduce(ufunc, values):
-            return _reduce(ufunc, values, bounds)
+    segment, reduce = _segments(ends - counts, ends, ok, index.size)
     for k, values in enumerate((cols, rows)):
         out[segment, k] = reduce(np.add, values)
         out[segment, 2 + k] = reduce(np.maximum, values) - reduce(np.minimum, values) + 1
